@@ -1,0 +1,137 @@
+"""Credit balance changes. Every change is one ledger row in the same transaction.
+
+Reservation is a single conditional UPDATE, so however many requests race, a
+balance never goes below zero (and the CHECK constraint backs that up).
+Settlement is idempotent: the usage row is unique per request, and a refund is
+written only by the transaction that inserted it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from schema.messages import Settlement
+from schema.models import Account, CreditEntry, UsageRecord
+
+
+class InsufficientCredits(Exception):
+    def __init__(self, balance: int, price: int) -> None:
+        super().__init__(f"balance {balance} is below the price {price}")
+        self.balance = balance
+        self.price = price
+
+
+def _move(
+    session: Session,
+    *,
+    account_id: int,
+    amount: int,
+    kind: str,
+    request_id: str | None = None,
+    reason: str = "",
+    require_funds: bool = False,
+) -> int | None:
+    statement = (
+        update(Account)
+        .where(Account.id == account_id)
+        .values(credit_balance=Account.credit_balance + amount)
+        .returning(Account.credit_balance)
+    )
+    if require_funds:
+        statement = statement.where(Account.credit_balance >= -amount)
+    balance = session.execute(statement).scalar_one_or_none()
+    if balance is None:
+        return None
+    session.add(
+        CreditEntry(
+            account_id=account_id,
+            amount=amount,
+            balance_after=balance,
+            kind=kind,
+            request_id=request_id,
+            reason=reason,
+        )
+    )
+    return balance
+
+
+def reserve(session: Session, *, account_id: int, request_id: str, price: int) -> int:
+    """Take `price` credits for a request; raises InsufficientCredits. Caller commits."""
+    balance = _move(
+        session,
+        account_id=account_id,
+        amount=-price,
+        kind="reserve",
+        request_id=request_id,
+        reason="request admitted",
+        require_funds=True,
+    )
+    if balance is None:
+        current = session.execute(
+            select(Account.credit_balance).where(Account.id == account_id)
+        ).scalar_one()
+        raise InsufficientCredits(current, price)
+    return balance
+
+
+def grant(session: Session, *, account_id: int, amount: int, kind: str, reason: str) -> int:
+    balance = _move(session, account_id=account_id, amount=amount, kind=kind, reason=reason)
+    if balance is None:
+        raise LookupError(f"account {account_id} does not exist")
+    return balance
+
+
+def settle(session: Session, settlements: Iterable[Settlement]) -> int:
+    """Write usage rows and refunds; returns how many were new. Caller commits."""
+    written = 0
+    for item in settlements:
+        try:
+            with session.begin_nested():
+                written += _settle_one(session, item)
+        except IntegrityError:
+            continue  # another settler wrote this request first: settled exactly once
+    return written
+
+
+def _settle_one(session: Session, item: Settlement) -> int:
+    if session.execute(
+        select(UsageRecord.id).where(UsageRecord.request_id == item.request_id)
+    ).first():
+        return 0
+    session.add(_usage_row(item))
+    session.flush()
+    refund = item.credits_reserved - item.credits_charged
+    if refund > 0:
+        _move(
+            session,
+            account_id=item.account_id,
+            amount=refund,
+            kind="refund",
+            request_id=item.request_id,
+            reason=item.error_code or item.status,
+        )
+    return 1
+
+
+def _usage_row(item: Settlement) -> UsageRecord:
+    return UsageRecord(
+        request_id=item.request_id,
+        account_id=item.account_id,
+        api_key_id=item.api_key_id,
+        model_requested=item.model_requested,
+        model_served=item.model_served,
+        pool=item.pool,
+        prompt_tokens=item.prompt_tokens,
+        completion_tokens=item.completion_tokens,
+        credits_charged=item.credits_charged,
+        queue_wait_ms=item.queue_wait_ms,
+        duration_ms=item.duration_ms,
+        status=item.status,
+        error_code=item.error_code,
+        created_at=datetime.fromtimestamp(item.finished_at_ms / 1000, UTC),
+    )

@@ -1,0 +1,20 @@
+"""All tables, imported here so `Base.metadata` knows them."""
+
+from schema.models.account import Account, Membership, User
+from schema.models.api_key import ApiKey
+from schema.models.catalog import CatalogModel, Plan, PlanModel, Price
+from schema.models.ledger import CreditEntry
+from schema.models.usage import UsageRecord
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "CatalogModel",
+    "CreditEntry",
+    "Membership",
+    "Plan",
+    "PlanModel",
+    "Price",
+    "UsageRecord",
+    "User",
+]
