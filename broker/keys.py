@@ -1,0 +1,37 @@
+"""Every Redis key and channel name, from one place."""
+
+from __future__ import annotations
+
+PREFIX = "rs"
+
+SETTLEMENTS = f"{PREFIX}:settlements"
+SETTLERS_GROUP = "settlers"
+CANCELS = f"{PREFIX}:cancels"
+
+
+def job(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}"
+
+
+def job_prefix() -> str:
+    return f"{PREFIX}:job:"
+
+
+def job_events(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:events"
+
+
+def queue(pool: str) -> str:
+    return f"{PREFIX}:queue:{pool}"
+
+
+def inflight(pool: str) -> str:
+    return f"{PREFIX}:inflight:{pool}"
+
+
+def wake(pool: str) -> str:
+    return f"{PREFIX}:wake:{pool}"
+
+
+def hub_control(instance: str) -> str:
+    return f"{PREFIX}:hub:{instance}"

@@ -1,0 +1,178 @@
+"""The shared priority queue of chat jobs, one per upstream pool.
+
+Order: lowest score first, where score = enqueue time minus a head start per tier.
+A higher tier jumps ahead of lower tiers' jobs enqueued up to `tier_head_start_ms`
+(per tier step) earlier, so a waiting Basic job is overtaken only for a bounded time:
+that is the aging that keeps Basic from being starved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from redis.asyncio import Redis
+
+from broker import keys, scripts
+from schema.messages import (
+    ChatJob,
+    EventBatch,
+    Failed,
+    Pool,
+    Settlement,
+    encode_events,
+)
+
+CancelOutcome = Literal["dequeued", "signalled", "gone"]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    job: ChatJob
+    claim_token: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    lease_ms: int = 5_000
+    max_attempts: int = 3
+    tier_head_start_ms: int = 10_000
+    job_ttl_s: int = 86_400
+
+
+class JobQueue:
+    def __init__(self, redis: Redis, settings: QueueSettings | None = None) -> None:
+        self.redis = redis
+        self.settings = settings or QueueSettings()
+        self._claim = redis.register_script(scripts.CLAIM)
+        self._extend = redis.register_script(scripts.EXTEND)
+        self._publish = redis.register_script(scripts.PUBLISH_OUTPUT)
+        self._finish = redis.register_script(scripts.FINISH)
+        self._cancel = redis.register_script(scripts.CANCEL)
+        self._reap = redis.register_script(scripts.REAP)
+
+    def score(self, job: ChatJob) -> int:
+        return job.enqueued_at_ms - job.tier * self.settings.tier_head_start_ms
+
+    async def enqueue(self, job: ChatJob) -> None:
+        job_key = keys.job(job.id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(job_key, mapping={"payload": job.model_dump_json(), "score": self.score(job)})
+            pipe.expire(job_key, self.settings.job_ttl_s)
+            pipe.zadd(keys.queue(job.pool), {job.id: self.score(job)})
+            pipe.lpush(keys.wake(job.pool), "1")
+            pipe.ltrim(keys.wake(job.pool), 0, 63)
+            await pipe.execute()
+
+    async def backlog(self, pool: Pool) -> int:
+        return int(await self.redis.zcard(keys.queue(pool)))
+
+    async def running(self, pool: Pool) -> int:
+        return int(await self.redis.zcard(keys.inflight(pool)))
+
+    async def position(self, job: ChatJob) -> int | None:
+        rank: Any = await self.redis.zrank(keys.queue(job.pool), job.id)
+        return None if rank is None else int(rank) + 1
+
+    async def claim(self, pool: Pool, *, slots: int, now_ms: int, token: str) -> Claimed | None:
+        result = await self._claim(
+            keys=[keys.queue(pool), keys.inflight(pool)],
+            args=[slots, now_ms, self.settings.lease_ms, token, keys.job_prefix()],
+        )
+        if not result:
+            return None
+        _id, payload, attempts = cast(list[Any], result)
+        return Claimed(ChatJob.model_validate_json(payload), token, int(attempts))
+
+    async def wait_for_work(self, pool: Pool, timeout_s: float) -> None:
+        await self.redis.blpop([keys.wake(pool)], timeout=timeout_s)
+
+    async def extend(self, claimed: list[Claimed], *, now_ms: int) -> None:
+        deadline = now_ms + self.settings.lease_ms
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in claimed:
+                await self._extend(
+                    keys=[keys.inflight(item.job.pool), keys.job(item.job.id)],
+                    args=[item.job.id, item.claim_token, deadline],
+                    client=pipe,
+                )
+            await pipe.execute()
+
+    async def publish_output(self, claimed: Claimed, batch: bytes) -> int:
+        """1 published, 0 the lease was lost, 2 the client cancelled."""
+        return int(
+            await self._publish(
+                keys=[keys.job(claimed.job.id), keys.job_events(claimed.job.id)],
+                args=[claimed.claim_token, batch],
+            )
+        )
+
+    async def finish(self, claimed: Claimed, batch: bytes, settlement: Settlement) -> bool:
+        job = claimed.job
+        done = await self._finish(
+            keys=[
+                keys.inflight(job.pool),
+                keys.job(job.id),
+                keys.job_events(job.id),
+                keys.SETTLEMENTS,
+                keys.wake(job.pool),
+            ],
+            args=[job.id, claimed.claim_token, batch, settlement.model_dump_json()],
+        )
+        return bool(done)
+
+    async def cancel(self, job: ChatJob, settlement: Settlement) -> CancelOutcome:
+        outcome = await self._cancel(
+            keys=[keys.queue(job.pool), keys.job(job.id), keys.SETTLEMENTS, keys.CANCELS],
+            args=[job.id, settlement.model_dump_json()],
+        )
+        return {1: "dequeued", 2: "signalled"}.get(int(outcome), "gone")  # type: ignore[return-value]
+
+    async def expired(self, pool: Pool, *, now_ms: int) -> list[str]:
+        ids: Any = await self.redis.zrangebyscore(keys.inflight(pool), "-inf", now_ms)
+        return [i.decode() for i in ids]
+
+    async def reap(self, pool: Pool, job_id: str, *, now_ms: int) -> int:
+        """Re-queue an expired job, or fail and settle it if output already went out."""
+        fields = await self.redis.hgetall(keys.job(job_id))
+        if b"payload" not in fields:
+            await self.redis.zrem(keys.inflight(pool), job_id)
+            return 0
+        job = ChatJob.model_validate_json(fields[b"payload"])
+        cancelled = fields.get(b"cancelled") == b"1"
+        failed = Failed(
+            status=502,
+            code="dispatcher_lost",
+            message="The server handling this request stopped; the request was not charged.",
+            after_output=fields.get(b"sent") == b"1",
+        )
+        settlement = Settlement.for_job(
+            job,
+            status="cancelled" if cancelled else "error",
+            charged=False,
+            finished_at_ms=now_ms,
+            error_code=None if cancelled else failed.code,
+        )
+        return int(
+            await self._reap(
+                keys=[
+                    keys.inflight(pool),
+                    keys.queue(pool),
+                    keys.job(job_id),
+                    keys.job_events(job_id),
+                    keys.SETTLEMENTS,
+                    keys.wake(pool),
+                ],
+                args=[
+                    job_id,
+                    now_ms,
+                    encode_events([failed]),
+                    settlement.model_dump_json(),
+                    self.settings.max_attempts,
+                ],
+            )
+        )
+
+
+__all__ = ["CancelOutcome", "Claimed", "EventBatch", "JobQueue", "QueueSettings"]

@@ -1,0 +1,94 @@
+"""Lua scripts: each queue transition is one atomic step in Redis.
+
+A job lives in a hash (payload, score, claim, sent, cancelled, attempts) while it is
+waiting (member of the pool's queue zset) or running (member of the pool's inflight
+zset, scored by its lease deadline). The claim token says which dispatcher owns it,
+so a dispatcher that lost its lease can no longer publish or finish.
+"""
+
+CLAIM = """
+-- KEYS: queue, inflight   ARGV: slots, now_ms, lease_ms, claim_token, job_key_prefix
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then return nil end
+while true do
+  local popped = redis.call('ZPOPMIN', KEYS[1])
+  if #popped == 0 then return nil end
+  local id = popped[1]
+  local job_key = ARGV[5] .. id
+  local payload = redis.call('HGET', job_key, 'payload')
+  if payload then
+    redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]), id)
+    redis.call('HSET', job_key, 'claim', ARGV[4])
+    local attempts = redis.call('HINCRBY', job_key, 'attempts', 1)
+    return {id, payload, attempts}
+  end
+end
+"""
+
+EXTEND = """
+-- KEYS: inflight, job   ARGV: id, claim_token, deadline_ms
+if redis.call('HGET', KEYS[2], 'claim') ~= ARGV[2] then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+
+PUBLISH_OUTPUT = """
+-- KEYS: job, channel   ARGV: claim_token, batch
+-- returns 1 published, 0 lease lost, 2 cancelled by the client
+if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'cancelled') == '1' then return 2 end
+redis.call('HSET', KEYS[1], 'sent', '1')
+redis.call('PUBLISH', KEYS[2], ARGV[2])
+return 1
+"""
+
+FINISH = """
+-- KEYS: inflight, job, channel, settlements, wake   ARGV: id, claim_token, batch, settlement
+if redis.call('HGET', KEYS[2], 'claim') ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('XADD', KEYS[4], '*', 'settlement', ARGV[4])
+redis.call('PUBLISH', KEYS[3], ARGV[3])
+redis.call('LPUSH', KEYS[5], '1')
+redis.call('LTRIM', KEYS[5], 0, 63)
+return 1
+"""
+
+CANCEL = """
+-- KEYS: queue, job, settlements, cancels   ARGV: id, settlement
+-- returns 1 removed from the queue (settled here), 2 signalled to its dispatcher, 0 gone
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[2])
+  redis.call('XADD', KEYS[3], '*', 'settlement', ARGV[2])
+  return 1
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'cancelled', '1')
+  redis.call('PUBLISH', KEYS[4], ARGV[1])
+  return 2
+end
+return 0
+"""
+
+REAP = """
+-- KEYS: inflight, queue, job, channel, settlements, wake
+-- ARGV: id, now_ms, failed_batch, settlement, max_attempts
+-- returns 0 not expired, 1 re-queued, 2 failed and settled
+local deadline = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not deadline or tonumber(deadline) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
+local sent = redis.call('HGET', KEYS[3], 'sent') == '1'
+local cancelled = redis.call('HGET', KEYS[3], 'cancelled') == '1'
+local attempts = tonumber(redis.call('HGET', KEYS[3], 'attempts') or '0')
+if sent or cancelled or attempts >= tonumber(ARGV[5]) then
+  redis.call('DEL', KEYS[3])
+  redis.call('XADD', KEYS[5], '*', 'settlement', ARGV[4])
+  redis.call('PUBLISH', KEYS[4], ARGV[3])
+  return 2
+end
+redis.call('HDEL', KEYS[3], 'claim')
+redis.call('ZADD', KEYS[2], tonumber(redis.call('HGET', KEYS[3], 'score')), ARGV[1])
+redis.call('LPUSH', KEYS[6], '1')
+redis.call('LTRIM', KEYS[6], 0, 63)
+return 1
+"""

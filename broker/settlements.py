@@ -1,0 +1,73 @@
+"""The settlement stream: every finished job's outcome, consumed by settlers that
+write usage rows and refunds. A Redis stream with a consumer group, so an entry
+read by a settler that dies before committing is claimed again by another."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from broker import keys
+from schema.messages import Settlement
+
+Entry = tuple[bytes, Settlement]
+
+
+class SettlementStream:
+    def __init__(self, redis: Redis, consumer: str, *, reclaim_after_ms: int = 30_000) -> None:
+        self.redis = redis
+        self.consumer = consumer
+        self.reclaim_after_ms = reclaim_after_ms
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(
+                keys.SETTLEMENTS, keys.SETTLERS_GROUP, id="0", mkstream=True
+            )
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def push(self, settlement: Settlement) -> None:
+        await self.redis.xadd(keys.SETTLEMENTS, {"settlement": settlement.model_dump_json()})
+
+    async def read(self, *, count: int = 200, block_ms: int = 1000) -> list[Entry]:
+        """Entries abandoned by dead settlers first, then new ones."""
+        claimed: Any = await self.redis.xautoclaim(
+            keys.SETTLEMENTS,
+            keys.SETTLERS_GROUP,
+            self.consumer,
+            min_idle_time=self.reclaim_after_ms,
+            count=count,
+        )
+        stale = claimed[1]
+        if stale:
+            return _parse(stale)
+        response: Any = await self.redis.xreadgroup(
+            keys.SETTLERS_GROUP,
+            self.consumer,
+            {keys.SETTLEMENTS: ">"},
+            count=count,
+            block=block_ms,
+        )
+        return [entry for _stream, entries in response for entry in _parse(entries)]
+
+    async def ack(self, entry_ids: list[bytes]) -> None:
+        if entry_ids:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xack(keys.SETTLEMENTS, keys.SETTLERS_GROUP, *entry_ids)
+                pipe.xdel(keys.SETTLEMENTS, *entry_ids)
+                await pipe.execute()
+
+    async def pending(self) -> int:
+        return int(await self.redis.xlen(keys.SETTLEMENTS))
+
+
+def _parse(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Entry]:
+    return [
+        (entry_id, Settlement.model_validate_json(fields[b"settlement"]))
+        for entry_id, fields in entries
+        if fields and b"settlement" in fields
+    ]
