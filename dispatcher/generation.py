@@ -1,0 +1,175 @@
+"""Running one claimed job against Ollama, from first byte to settlement."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from broker.queue import Claimed, JobQueue
+from dispatcher.ollama_client import stream_chat
+from dispatcher.publisher import BatchPublisher, ClientCancelled, LeaseLost
+from schema.messages import Delta, Done, Failed, Settlement, Started, encode_events
+from schema.ollama_chat import UnsupportedInput, to_ollama_chat
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    base_url: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Outcome:
+    terminal: Done | Failed
+    status: str
+    charged: bool
+
+
+async def run_job(
+    *,
+    queue: JobQueue,
+    client: httpx.AsyncClient,
+    upstream: Upstream,
+    claimed: Claimed,
+    cancelled: asyncio.Event,
+) -> None:
+    """Stream the job, publish its events, and finish it with exactly one settlement."""
+    job = claimed.job
+    started_ms = now_ms()
+    publisher = BatchPublisher(queue, claimed)
+    try:
+        outcome = await _until_cancelled(
+            _generate(
+                job_client=client,
+                upstream=upstream,
+                claimed=claimed,
+                publisher=publisher,
+                started_ms=started_ms,
+            ),
+            cancelled,
+        )
+        if outcome is None:
+            publisher.abort()
+            outcome = _cancelled(publisher)
+        else:
+            await publisher.close()
+    except LeaseLost:
+        return
+    except ClientCancelled:
+        outcome = _cancelled(publisher)
+    except asyncio.CancelledError:
+        publisher.abort()
+        raise
+    if isinstance(outcome.terminal, Failed):
+        outcome.terminal = outcome.terminal.model_copy(
+            update={"after_output": publisher.sent_output}
+        )
+    done = outcome.terminal if isinstance(outcome.terminal, Done) else None
+    settlement = Settlement.for_job(
+        job,
+        status=outcome.status,  # type: ignore[arg-type]
+        charged=outcome.charged,
+        finished_at_ms=now_ms(),
+        error_code=outcome.terminal.code if isinstance(outcome.terminal, Failed) else None,
+        prompt_tokens=done.prompt_tokens if done else 0,
+        completion_tokens=done.completion_tokens if done else 0,
+        queue_wait_ms=max(0, started_ms - job.enqueued_at_ms),
+        duration_ms=now_ms() - started_ms,
+    )
+    await queue.finish(claimed, encode_events([outcome.terminal]), settlement)
+
+
+async def _generate(
+    *,
+    job_client: httpx.AsyncClient,
+    upstream: Upstream,
+    claimed: Claimed,
+    publisher: BatchPublisher,
+    started_ms: int,
+) -> Outcome:
+    job = claimed.job
+    try:
+        payload = to_ollama_chat(job.request, upstream_model=job.upstream_model)
+    except UnsupportedInput as error:
+        failed = Failed(
+            status=400,
+            code="invalid_request",
+            message=str(error),
+            error_type="invalid_request_error",
+            param=error.param,
+        )
+        return Outcome(failed, "error", charged=False)
+    started = False
+    events = stream_chat(
+        job_client,
+        base_url=upstream.base_url,
+        payload=payload,
+        headers=upstream.headers,
+        client_model=job.model_requested,
+    )
+    try:
+        async for event in events:
+            if isinstance(event, Failed):
+                return Outcome(event, "error", charged=False)
+            if not started:
+                started = True
+                publisher.add(
+                    Started(
+                        model_served=job.model_served,
+                        queue_wait_ms=max(0, started_ms - job.enqueued_at_ms),
+                    )
+                )
+            if isinstance(event, Done):
+                return Outcome(event, "ok", charged=True)
+            publisher.add(event)
+    finally:
+        await events.aclose()  # closes the upstream stream, so Ollama stops generating
+    return Outcome(
+        Failed(
+            status=502,
+            code="upstream_truncated",
+            message="The upstream model stream ended unexpectedly.",
+        ),
+        "error",
+        charged=False,
+    )
+
+
+async def _until_cancelled(
+    work: Coroutine[Any, Any, Outcome], cancelled: asyncio.Event
+) -> Outcome | None:
+    """Run `work` unless the client cancels first; then stop it at once (None)."""
+    task = asyncio.create_task(work)
+    waiter = asyncio.create_task(cancelled.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        waiter.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, ClientCancelled, LeaseLost):
+        await task
+    return None
+
+
+def _cancelled(publisher: BatchPublisher) -> Outcome:
+    failed = Failed(status=499, code="client_cancelled", message="The client closed the request.")
+    # Output already delivered is paid for; a request cancelled before any output is not.
+    return Outcome(failed, "cancelled", charged=publisher.sent_output)
+
+
+__all__ = ["Delta", "Upstream", "now_ms", "run_job"]

@@ -1,0 +1,171 @@
+"""The dispatcher: main -> pool loops (claim -> run_job) + leases, reaper, settler.
+
+Slots are counted in Redis (the pool's inflight set), so several dispatcher
+processes together never run more than the configured number of jobs per pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from broker.queue import Claimed, JobQueue, QueueSettings
+from broker.settlements import SettlementStream
+from broker.stream import listen_for_cancels
+from dispatcher.config import DispatcherSettings
+from dispatcher.generation import Upstream, now_ms, run_job
+from dispatcher.settler import run_settler, settle_once
+from schema.messages import Pool
+
+log = logging.getLogger(__name__)
+
+POOLS: tuple[Pool, ...] = ("local", "cloud")
+
+
+class Dispatcher:
+    def __init__(
+        self, settings: DispatcherSettings, redis: Redis, sessions: sessionmaker[Session]
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.sessions = sessions
+        self.id = uuid.uuid4().hex[:12]
+        self.queue = JobQueue(
+            redis, QueueSettings(lease_ms=settings.lease_ms, max_attempts=settings.max_attempts)
+        )
+        self.settlements = SettlementStream(redis, consumer=f"dispatcher-{self.id}")
+        self.stopping = asyncio.Event()
+        self._running: dict[str, tuple[Claimed, asyncio.Event]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # strong refs: the GC may drop bare tasks
+        self._slot_freed = asyncio.Event()
+        self._claims = 0
+
+    def slots(self, pool: Pool) -> int:
+        return self.settings.local_slots if pool == "local" else self.settings.cloud_slots
+
+    def upstream(self, pool: Pool) -> Upstream:
+        if pool == "cloud" and self.settings.ollama_cloud_url and self.settings.ollama_api_key:
+            headers = {"Authorization": f"Bearer {self.settings.ollama_api_key}"}
+            return Upstream(self.settings.cloud_base_url, headers)
+        base = self.settings.cloud_base_url if pool == "cloud" else self.settings.ollama_url
+        return Upstream(base, {})
+
+    async def main(self) -> None:
+        timeout = httpx.Timeout(
+            self.settings.upstream_read_timeout_s, connect=self.settings.upstream_connect_timeout_s
+        )
+        limits = httpx.Limits(
+            max_connections=self.settings.local_slots + self.settings.cloud_slots + 8
+        )
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+            helpers = [
+                asyncio.create_task(run_settler(self.settlements, self.sessions, self.stopping)),
+                asyncio.create_task(listen_for_cancels(self.redis, self.on_cancel)),
+                asyncio.create_task(self._keep_leases()),
+                asyncio.create_task(self._reap_expired()),
+            ]
+            pools = [asyncio.create_task(self._poll(pool, client)) for pool in POOLS]
+            await self.stopping.wait()
+            await asyncio.gather(*pools, return_exceptions=True)
+            await self._drain()
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await self._settle_remaining()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._slot_freed.set()
+
+    def on_cancel(self, job_id: str) -> None:
+        running = self._running.get(job_id)
+        if running is not None:
+            running[1].set()
+
+    async def _poll(self, pool: Pool, client: httpx.AsyncClient) -> None:
+        while not self.stopping.is_set():
+            if self._local_count(pool) >= self.slots(pool):
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                claimed = await self.queue.claim(
+                    pool, slots=self.slots(pool), now_ms=now_ms(), token=self._token()
+                )
+            except Exception:
+                log.exception("claiming from %s failed", pool)
+                await asyncio.sleep(0.5)
+                continue
+            if claimed is None:
+                await self.queue.wait_for_work(pool, timeout_s=0.25)
+                continue
+            self._start(claimed, client)
+
+    def _token(self) -> str:
+        self._claims += 1
+        return f"{self.id}:{self._claims}"
+
+    def _local_count(self, pool: Pool) -> int:
+        return sum(1 for claimed, _ in self._running.values() if claimed.job.pool == pool)
+
+    def _start(self, claimed: Claimed, client: httpx.AsyncClient) -> None:
+        cancelled = asyncio.Event()
+        self._running[claimed.job.id] = (claimed, cancelled)
+        task = asyncio.create_task(
+            run_job(
+                queue=self.queue,
+                client=client,
+                upstream=self.upstream(claimed.job.pool),
+                claimed=claimed,
+                cancelled=cancelled,
+            ),
+            name=f"job-{claimed.job.id}",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._finished(claimed.job.id, t))
+
+    def _finished(self, job_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._running.pop(job_id, None)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job %s crashed", job_id, exc_info=task.exception())
+
+    async def _keep_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_ms / 3000)
+            claimed = [c for c, _ in self._running.values()]
+            if claimed:
+                with contextlib.suppress(Exception):
+                    await self.queue.extend(claimed, now_ms=now_ms())
+
+    async def _reap_expired(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            for pool in POOLS:
+                try:
+                    for job_id in await self.queue.expired(pool, now_ms=now_ms()):
+                        outcome = await self.queue.reap(pool, job_id, now_ms=now_ms())
+                        log.warning("reaped job %s from a lost dispatcher: %s", job_id, outcome)
+                except Exception:
+                    log.exception("reaping %s failed", pool)
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        log.info("draining %d running jobs", len(self._tasks))
+        _done, pending = await asyncio.wait(self._tasks, timeout=self.settings.drain_timeout_s)
+        for task in pending:
+            task.cancel()  # their leases lapse and another dispatcher re-runs or fails them
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _settle_remaining(self) -> None:
+        with contextlib.suppress(Exception):
+            while await settle_once(self.settlements, self.sessions, block_ms=50):
+                pass

@@ -1,0 +1,45 @@
+"""Writes settlements (usage rows and refunds) to the database in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from broker.settlements import SettlementStream
+from schema import ledger
+from schema.messages import Settlement
+
+log = logging.getLogger(__name__)
+
+
+def write_settlements(sessions: sessionmaker[Session], settlements: list[Settlement]) -> int:
+    with sessions() as session, session.begin():
+        return ledger.settle(session, settlements)
+
+
+async def settle_once(
+    stream: SettlementStream, sessions: sessionmaker[Session], *, block_ms: int = 1000
+) -> int:
+    entries = await stream.read(block_ms=block_ms)
+    if not entries:
+        return 0
+    written = await asyncio.to_thread(write_settlements, sessions, [s for _id, s in entries])
+    await stream.ack([entry_id for entry_id, _s in entries])
+    return written
+
+
+async def run_settler(
+    stream: SettlementStream, sessions: sessionmaker[Session], stopping: asyncio.Event
+) -> None:
+    await stream.ensure_group()
+    while not stopping.is_set():
+        try:
+            await settle_once(stream, sessions)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Unacknowledged entries stay pending and are claimed again later.
+            log.exception("settling failed; will retry")
+            await asyncio.sleep(1)

@@ -1,0 +1,83 @@
+"""Admission of a chat request: model access, translation check, credit reservation."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from portal.catalog.service import Catalog, ModelInfo
+from portal.config import PortalSettings
+from portal.exceptions import InvalidRequest, PaymentRequired, PermissionDenied
+from portal.keys.service import Caller
+from schema import ledger
+from schema.messages import ChatJob
+from schema.ollama_chat import UnsupportedInput, validate_translatable
+from schema.openai import ChatCompletionRequest
+
+
+def admit(
+    *,
+    sessions: sessionmaker[Session],
+    catalog: Catalog,
+    settings: PortalSettings,
+    caller: Caller,
+    request: ChatCompletionRequest,
+) -> ChatJob:
+    """Check and reserve; returns the job to enqueue. Runs in a worker thread."""
+    if caller.suspended:
+        raise PermissionDenied("This account is suspended.", code="account_suspended")
+    if caller.plan_code is None:
+        raise PaymentRequired(
+            "This account has no active plan. Renew your subscription to use the API.",
+            code="subscription_expired",
+            extra={"renew_url": settings.topup_url},
+        )
+    snapshot = catalog.current()
+    model = snapshot.resolve(request.model, caller.plan_code)
+    try:
+        validate_translatable(request)
+    except UnsupportedInput as error:
+        raise InvalidRequest(error.message, code=error.code, param=error.param) from error
+    price = snapshot.price(model.pool)
+    job_id = uuid.uuid4().hex
+    _reserve(sessions, caller=caller, job_id=job_id, price=price, settings=settings)
+    return _job(job_id, caller, model, request, price)
+
+
+def _reserve(
+    sessions: sessionmaker[Session],
+    *,
+    caller: Caller,
+    job_id: str,
+    price: int,
+    settings: PortalSettings,
+) -> None:
+    try:
+        with sessions() as session, session.begin():
+            ledger.reserve(session, account_id=caller.account_id, request_id=job_id, price=price)
+    except ledger.InsufficientCredits as error:
+        raise PaymentRequired(
+            f"You have {error.balance} credits left and this request costs {error.price}. "
+            f"Top up at {settings.topup_url}",
+            extra={"balance": error.balance, "price": error.price, "topup_url": settings.topup_url},
+        ) from error
+
+
+def _job(
+    job_id: str, caller: Caller, model: ModelInfo, request: ChatCompletionRequest, price: int
+) -> ChatJob:
+    return ChatJob(
+        id=job_id,
+        account_id=caller.account_id,
+        api_key_id=caller.api_key_id,
+        model_requested=request.model,
+        model_served=model.name,
+        upstream_model=model.upstream_name,
+        pool=model.pool,
+        tier=caller.plan_tier,
+        credits_reserved=price,
+        enqueued_at_ms=int(time.time() * 1000),
+        request=request,
+    )

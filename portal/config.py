@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PortalSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    database_url: str = "sqlite:///var/resayil.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    public_base_url: str = "http://127.0.0.1:8000"
+    # A streaming request that waits longer than this in the queue gets its 200 and
+    # SSE heartbeats; errors known before then are plain JSON with the right status.
+    first_byte_wait_s: float = Field(default=1.0, ge=0)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    catalog_ttl_s: float = Field(default=5.0, ge=0)
+    tier_head_start_ms: int = Field(default=10_000, ge=0)
+
+    @property
+    def topup_url(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/billing"
+
+
+def load_settings() -> PortalSettings:
+    return PortalSettings()

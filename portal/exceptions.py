@@ -1,0 +1,134 @@
+"""Domain errors, each with a stable `code`, and their one mapping to HTTP.
+
+    GatewayError
+    ├── AuthenticationFailed      401 invalid_api_key
+    ├── PaymentRequired           402 insufficient_credits | subscription_expired
+    ├── PermissionDenied          403 model_not_in_plan | account_suspended
+    ├── NotFound                  404 model_not_found
+    ├── InvalidRequest            400 invalid_request_error (with `param`)
+    └── ServiceUnavailable        503 (with Retry-After)
+
+Under `/v1` bodies follow OpenAI's error shape: {"error": {message, type, param, code}}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class GatewayError(Exception):
+    status = 500
+    error_type = "api_error"
+    code = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+        self.param = param
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class AuthenticationFailed(GatewayError):
+    status, error_type, code = 401, "invalid_request_error", "invalid_api_key"
+
+
+class PaymentRequired(GatewayError):
+    status, error_type, code = 402, "insufficient_quota", "insufficient_credits"
+
+
+class PermissionDenied(GatewayError):
+    status, error_type, code = 403, "permission_error", "model_not_in_plan"
+
+
+class NotFound(GatewayError):
+    status, error_type, code = 404, "invalid_request_error", "model_not_found"
+
+
+class InvalidRequest(GatewayError):
+    status, error_type, code = 400, "invalid_request_error", "invalid_request_error"
+
+
+class ServiceUnavailable(GatewayError):
+    status, error_type, code = 503, "api_error", "service_unavailable"
+
+
+def error_body(
+    message: str, error_type: str, code: str | None, param: str | None, **extra: Any
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code, **extra}}
+
+
+def gateway_error_response(error: GatewayError) -> JSONResponse:
+    body = error_body(error.message, error.error_type, error.code, error.param, **error.extra)
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+def _param(location: tuple[int | str, ...]) -> str | None:
+    parts = [p for p in location if p not in ("body",)]
+    if not parts:
+        return None
+    text = str(parts[0])
+    for part in parts[1:]:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+async def _on_gateway_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, GatewayError)
+    return gateway_error_response(error)
+
+
+async def _on_validation_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+    param = _param(tuple(first.get("loc", ())))
+    if first.get("type") == "json_invalid":
+        message, param = "The request body is not valid JSON.", None
+    elif first.get("type") == "missing":
+        message = f"Missing required parameter: '{param}'."
+    else:
+        message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}."
+    return JSONResponse(
+        error_body(message, "invalid_request_error", "invalid_request_error", param),
+        status_code=400,
+    )
+
+
+async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+    return JSONResponse(
+        error_body(str(error.detail), "invalid_request_error", code, None),
+        status_code=error.status_code,
+        headers=dict(error.headers or {}),
+    )
+
+
+async def _on_unexpected(_request: Request, _error: Exception) -> JSONResponse:
+    return JSONResponse(
+        error_body("The server had an error processing the request.", "api_error",
+                   "internal_error", None),
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _on_gateway_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,113 @@
+"""API keys: random secrets, stored only as a SHA-256 digest plus their first 12 characters."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from portal.exceptions import AuthenticationFailed, NotFound
+from schema.models import Account, ApiKey, Plan
+
+KEY_PREFIX = "rsy-"
+DISPLAY_CHARS = 12
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+security_log = logging.getLogger("resayil.security")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling the API, as resolved from a key."""
+
+    account_id: int
+    api_key_id: int
+    plan_code: str | None
+    plan_tier: int
+    suspended: bool
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    id: int
+    label: str
+    key: str  # shown once, never stored
+    prefix: str
+    created_at: datetime
+
+
+def digest(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)  # 256 bits of entropy
+
+
+def create_key(session: Session, *, account_id: int, user_id: int | None, label: str) -> CreatedKey:
+    raw = new_secret()
+    key = ApiKey(
+        account_id=account_id,
+        created_by_user_id=user_id,
+        label=label,
+        prefix=raw[:DISPLAY_CHARS],
+        digest=digest(raw),
+    )
+    session.add(key)
+    session.flush()
+    return CreatedKey(key.id, key.label, raw, key.prefix, key.created_at)
+
+
+def delete_key(session: Session, *, account_id: int, key_id: int) -> None:
+    """Soft-delete one of the account's keys; another account's key id is 'not found'."""
+    result = session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.account_id == account_id, ApiKey.deleted_at.is_(None))
+        .values(deleted_at=datetime.now(UTC))
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound("No such API key.", code="key_not_found")
+
+
+def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Caller:
+    if not raw_key:
+        _refuse(client_ip, "missing")
+    wanted = digest(raw_key)
+    row = session.execute(
+        select(ApiKey.id, ApiKey.digest, Account.id, Account.suspended, Plan.code, Plan.tier)
+        .join(Account, Account.id == ApiKey.account_id)
+        .outerjoin(Plan, Plan.id == Account.plan_id)
+        .where(ApiKey.digest == wanted, ApiKey.deleted_at.is_(None))
+    ).first()
+    # The lookup is by digest; compare_digest keeps the final check constant-time.
+    if row is None or not hmac.compare_digest(row[1], wanted):
+        _refuse(client_ip, raw_key[:DISPLAY_CHARS])
+    key_id, _digest, account_id, suspended, plan_code, plan_tier = row
+    _touch(session, key_id)
+    return Caller(account_id, key_id, plan_code, plan_tier or 0, suspended)
+
+
+def _touch(session: Session, key_id: int) -> None:
+    now = datetime.now(UTC)
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+    )
+
+
+def _refuse(client_ip: str, shown: str) -> None:
+    # One stable, greppable line per refusal (fail2ban reads it).
+    security_log.warning("resayil-auth-failure kind=api_key ip=%s key_prefix=%s", client_ip, shown)
+    raise AuthenticationFailed(
+        "Incorrect API key provided. You can find your API keys in your Resayil dashboard."
+    )
