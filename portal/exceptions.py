@@ -70,7 +70,9 @@ class ServiceUnavailable(GatewayError):
 def error_body(
     message: str, error_type: str, code: str | None, param: str | None, **extra: Any
 ) -> dict[str, Any]:
-    return {"error": {"message": message, "type": error_type, "param": param, "code": code, **extra}}
+    return {
+        "error": {"message": message, "type": error_type, "param": param, "code": code, **extra}
+    }
 
 
 def gateway_error_response(error: GatewayError) -> JSONResponse:
@@ -121,8 +123,9 @@ async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:
 
 async def _on_unexpected(_request: Request, _error: Exception) -> JSONResponse:
     return JSONResponse(
-        error_body("The server had an error processing the request.", "api_error",
-                   "internal_error", None),
+        error_body(
+            "The server had an error processing the request.", "api_error", "internal_error", None
+        ),
         status_code=500,
     )
 

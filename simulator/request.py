@@ -49,7 +49,8 @@ class ChatCall:
 def _type_error(value: Any, field: str, go_type: str) -> SimError:
     kind = _GO_TYPES.get(type(value), "number" if isinstance(value, int) else "value")
     return SimError(
-        400, f"json: cannot unmarshal {kind} into Go struct field ChatRequest.{field} of type {go_type}"
+        400,
+        f"json: cannot unmarshal {kind} into Go struct field ChatRequest.{field} of type {go_type}",
     )
 
 
@@ -108,12 +109,12 @@ def _check_message(message: Any) -> dict[str, Any]:
 
 def _check_options(options: dict[str, Any]) -> None:
     stop = options.get("stop")
-    if stop is not None and not (
-        isinstance(stop, list) and all(isinstance(s, str) for s in stop)
-    ):
+    if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
         raise SimError(400, 'option "stop" must be of type array')
     num_predict = options.get("num_predict")
-    if num_predict is not None and (isinstance(num_predict, bool) or not isinstance(num_predict, int)):
+    if num_predict is not None and (
+        isinstance(num_predict, bool) or not isinstance(num_predict, int)
+    ):
         raise SimError(400, 'option "num_predict" must be of type integer')
 
 
@@ -138,7 +139,7 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def parse_chat(raw: bytes) -> ChatCall:
+def parse_object(raw: bytes, go_type: str) -> dict[str, Any]:
     if not raw.strip():
         raise SimError(400, "missing request body")
     try:
@@ -146,8 +147,13 @@ def parse_chat(raw: bytes) -> ChatCall:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SimError(400, f"invalid JSON body: {exc}") from None
     if not isinstance(body, dict):
-        raise SimError(400, f"json: cannot unmarshal {_GO_TYPES.get(type(body), 'value')} "
-                       "into Go value of type api.ChatRequest")
+        kind = _GO_TYPES.get(type(body), "value")
+        raise SimError(400, f"json: cannot unmarshal {kind} into Go value of type {go_type}")
+    return body
+
+
+def parse_chat(raw: bytes) -> ChatCall:
+    body = parse_object(raw, "api.ChatRequest")
     model = _field(body, "model", str, "string")
     if not model:
         raise SimError(400, "model is required")

@@ -59,7 +59,7 @@ class SimState:
         self.config = config
         self.catalog = Catalog(config.models)
         self.stats = SimStats()
-        self.rng = random.Random(config.seed)
+        self.rng = random.Random(config.seed)  # noqa: S311 - fault injection, not secrets
         self._gates: dict[str, Gate] = {}
         self._loaded: dict[str, LoadedModel] = {}
 

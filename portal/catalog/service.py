@@ -62,10 +62,14 @@ class CatalogSnapshot:
         return model
 
     def _not_in_plan(self, name: str) -> str:
-        having = [p.name_en for p in sorted(self.plans.values(), key=lambda p: p.tier)
-                  if name in p.models]
+        having = [
+            p.name_en for p in sorted(self.plans.values(), key=lambda p: p.tier) if name in p.models
+        ]
         if having:
-            return f"The model `{name}` is not included in your plan; it is available on the {having[0]} plan."
+            return (
+                f"The model `{name}` is not included in your plan; "
+                f"it is available on the {having[0]} plan."
+            )
         return f"The model `{name}` is not included in your plan."
 
     def price(self, pool: Pool) -> int:
@@ -81,8 +85,13 @@ def load_snapshot(session: Session) -> CatalogSnapshot:
     for plan_id, model_name in session.execute(select(PlanModel.plan_id, PlanModel.model_name)):
         members.setdefault(plan_id, []).append(model_name)
     plans = {
-        p.code: PlanInfo(p.code, p.name_en, p.tier, p.requests_per_minute,
-                         tuple(sorted(n for n in members.get(p.id, []) if n in models)))
+        p.code: PlanInfo(
+            p.code,
+            p.name_en,
+            p.tier,
+            p.requests_per_minute,
+            tuple(sorted(n for n in members.get(p.id, []) if n in models)),
+        )
         for p in session.scalars(select(Plan))
     }
     prices = {p.pool: p.credits_per_request for p in session.scalars(select(Price))}

@@ -8,6 +8,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -77,7 +78,7 @@ def delete_key(session: Session, *, account_id: int, key_id: int) -> None:
 
 def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Caller:
     if not raw_key:
-        _refuse(client_ip, "missing")
+        _refuse(client_ip, "-")
     wanted = digest(raw_key)
     row = session.execute(
         select(ApiKey.id, ApiKey.digest, Account.id, Account.suspended, Plan.code, Plan.tier)
@@ -105,7 +106,7 @@ def _touch(session: Session, key_id: int) -> None:
     )
 
 
-def _refuse(client_ip: str, shown: str) -> None:
+def _refuse(client_ip: str, shown: str) -> NoReturn:
     # One stable, greppable line per refusal (fail2ban reads it).
     security_log.warning("resayil-auth-failure kind=api_key ip=%s key_prefix=%s", client_ip, shown)
     raise AuthenticationFailed(

@@ -1,0 +1,186 @@
+"""Relays a queued job's events to the client: SSE chunks, or one JSON body.
+
+Errors known before the first byte go out as non-200 JSON in OpenAI's shape. A
+streaming request waits up to `first_byte_wait_s` for its first event before it
+commits to a 200; after that it sends `: queued` heartbeats while it waits, and
+errors become `data: {"error": ...}` lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse
+
+from broker.queue import JobQueue
+from broker.stream import EventHub, JobEvents
+from portal.chat.chunks import (
+    SSE_DONE,
+    ChunkWriter,
+    CompletionBuilder,
+    error_payload,
+    new_completion_id,
+    sse_frame,
+)
+from portal.config import PortalSettings
+from portal.exceptions import ServiceUnavailable
+from schema.messages import ChatJob, Delta, Done, Failed, Settlement, Started
+
+SettleNow = Callable[[Settlement], Awaitable[None]]
+DISCONNECT_POLL_S = 0.25
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _headers(job: ChatJob) -> dict[str, str]:
+    return {
+        "x-request-id": job.id,
+        "x-resayil-served-by": job.pool,
+        "x-resayil-model": job.model_served,
+    }
+
+
+def failed_response(job: ChatJob, failed: Failed, waited_ms: int) -> JSONResponse:
+    headers = _headers(job) | {"x-resayil-queue-wait-ms": str(waited_ms)}
+    if failed.retry_after_s is not None:
+        headers["retry-after"] = str(failed.retry_after_s)
+    return JSONResponse(error_payload(failed), status_code=failed.status, headers=headers)
+
+
+class ChatRelay:
+    def __init__(
+        self, hub: EventHub, queue: JobQueue, settings: PortalSettings, settle_now: SettleNow
+    ) -> None:
+        self.hub = hub
+        self.queue = queue
+        self.settings = settings
+        self.settle_now = settle_now
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def respond(self, job: ChatJob, request: Request) -> Response:
+        stack = contextlib.AsyncExitStack()
+        try:
+            events = await stack.enter_async_context(self.hub.subscribe(job.id))
+            await self.queue.enqueue(job)
+        except Exception as error:
+            await stack.aclose()
+            await self.settle_now(self._cancelled(job, code="queue_unavailable"))
+            raise ServiceUnavailable(
+                "The request queue is unavailable; please retry shortly.",
+                code="queue_unavailable",
+                headers={"retry-after": "5"},
+            ) from error
+        if job.request.stream:
+            return await self._stream(job, events, stack)
+        async with stack:
+            return await self._complete(job, events, request)
+
+    async def _stream(
+        self, job: ChatJob, events: JobEvents, stack: contextlib.AsyncExitStack
+    ) -> Response:
+        first = await events.next(wait_s=self.settings.first_byte_wait_s)
+        if isinstance(first, Failed):
+            await stack.aclose()
+            return failed_response(job, first, _now_ms() - job.enqueued_at_ms)
+        return EventSourceResponse(
+            self._sse(job, events, first, stack),
+            headers=_headers(job) | {"cache-control": "no-cache"},
+            ping=15,
+        )
+
+    async def _sse(
+        self,
+        job: ChatJob,
+        events: JobEvents,
+        event: Started | Delta | Done | Failed | None,
+        stack: contextlib.AsyncExitStack,
+    ) -> AsyncIterator[bytes]:
+        writer = ChunkWriter(
+            new_completion_id(), int(time.time()), job.model_served, job.request.include_usage
+        )
+        finished = False
+        try:
+            while True:
+                if event is None:
+                    yield b": queued\n\n"
+                elif isinstance(event, Started):
+                    yield sse_frame(writer.role_chunk()).encode()
+                elif isinstance(event, Delta):
+                    yield "".join(sse_frame(c) for c in writer.delta_chunks(event)).encode()
+                else:
+                    finished = True
+                    yield self._closing_frames(writer, event).encode()
+                    return
+                event = await events.next(wait_s=self.settings.heartbeat_interval_s)
+        finally:
+            self._in_background(self._end_stream(job, stack, cancel=not finished))
+
+    @staticmethod
+    def _closing_frames(writer: ChunkWriter, event: Done | Failed) -> str:
+        if isinstance(event, Failed):
+            return sse_frame(error_payload(event))
+        frames = sse_frame(writer.finish_chunk(event))
+        if writer.include_usage:
+            frames += sse_frame(writer.usage_chunk(event))
+        return frames + SSE_DONE
+
+    async def _complete(self, job: ChatJob, events: JobEvents, request: Request) -> Response:
+        builder = CompletionBuilder(new_completion_id(), int(time.time()), job.model_served)
+        waited_ms = 0
+        while True:
+            event = await events.next(wait_s=DISCONNECT_POLL_S)
+            if event is None:
+                if await request.is_disconnected():
+                    await self._cancel(job)
+                    return Response(status_code=499)
+            elif isinstance(event, Started):
+                waited_ms = event.queue_wait_ms
+            elif isinstance(event, Delta):
+                builder.add(event)
+            elif isinstance(event, Done):
+                headers = _headers(job) | {"x-resayil-queue-wait-ms": str(waited_ms)}
+                return JSONResponse(builder.build(event), headers=headers)
+            else:
+                return failed_response(job, event, waited_ms or _now_ms() - job.enqueued_at_ms)
+
+    async def _end_stream(
+        self, job: ChatJob, stack: contextlib.AsyncExitStack, *, cancel: bool
+    ) -> None:
+        if cancel:
+            await self._cancel(job)
+        await stack.aclose()
+
+    async def _cancel(self, job: ChatJob) -> None:
+        """The client went away: dequeue the job, or tell its dispatcher to stop it."""
+        await self.queue.cancel(job, self._cancelled(job, code="client_cancelled"))
+
+    @staticmethod
+    def _cancelled(job: ChatJob, *, code: str) -> Settlement:
+        return Settlement.for_job(
+            job,
+            status="cancelled" if code == "client_cancelled" else "error",
+            charged=False,
+            finished_at_ms=_now_ms(),
+            error_code=code,
+            queue_wait_ms=_now_ms() - job.enqueued_at_ms,
+        )
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            with contextlib.suppress(Exception):
+                await work
+
+        task = asyncio.create_task(run())
+        self._background.add(task)  # strong ref: the GC may drop a bare task
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

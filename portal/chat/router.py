@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter, Request, Response
+
+from portal.chat.service import admit
+from portal.deps import CallerDep, StateDep
+from portal.openapi import OPENAI_ERRORS
+from schema.openai import ChatCompletionRequest
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible API"])
+
+
+@router.post(
+    "/chat/completions",
+    summary="Create a chat completion (OpenAI wire format; `stream: true` answers with SSE)",
+    responses={200: {"content": {"text/event-stream": {}}}, **OPENAI_ERRORS},
+)
+async def create_chat_completion(
+    body: ChatCompletionRequest, request: Request, caller: CallerDep, state: StateDep
+) -> Response:
+    job = await anyio.to_thread.run_sync(
+        lambda: admit(
+            sessions=state.sessions,
+            catalog=state.catalog,
+            settings=state.settings,
+            caller=caller,
+            request=body,
+        )
+    )
+    return await state.relay.respond(job, request)

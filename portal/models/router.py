@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from typing import Literal
+
+import anyio
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from portal.catalog.service import ModelInfo
+from portal.deps import CallerDep, StateDep
+from portal.exceptions import NotFound
+from portal.openapi import OPENAI_ERRORS
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible API"])
+
+
+class ModelObject(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
+def _model(info: ModelInfo) -> ModelObject:
+    return ModelObject(id=info.name, created=info.created, owned_by=info.owned_by)
+
+
+@router.get("/models", summary="Models the caller's plan includes", responses=OPENAI_ERRORS)
+async def list_models(caller: CallerDep, state: StateDep) -> ModelList:
+    snapshot = await anyio.to_thread.run_sync(state.catalog.current)
+    return ModelList(data=[_model(m) for m in snapshot.plan_models(caller.plan_code)])
+
+
+@router.get(
+    "/models/{model_id:path}", summary="One model of the caller's plan", responses=OPENAI_ERRORS
+)
+async def retrieve_model(model_id: str, caller: CallerDep, state: StateDep) -> ModelObject:
+    snapshot = await anyio.to_thread.run_sync(state.catalog.current)
+    for info in snapshot.plan_models(caller.plan_code):
+        if info.name == model_id:
+            return _model(info)
+    raise NotFound(
+        f"The model `{model_id}` does not exist or you do not have access to it.", param="model"
+    )

@@ -1,0 +1,27 @@
+"""What the running app holds: built in the lifespan, never at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from broker.queue import JobQueue
+from broker.stream import EventHub
+from portal.catalog.service import Catalog
+from portal.chat.relay import ChatRelay
+from portal.config import PortalSettings
+
+
+@dataclass
+class AppState:
+    settings: PortalSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: Redis
+    hub: EventHub
+    queue: JobQueue
+    catalog: Catalog
+    relay: ChatRelay

@@ -1,0 +1,3 @@
+from resayil.cli import main
+
+main()

@@ -1,0 +1,166 @@
+"""The `resayil` command: operator actions (JSON output) and the process entry points."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from portal.config import load_settings
+from portal.exceptions import GatewayError
+
+
+def emit(payload: dict[str, Any]) -> None:
+    click.echo(json.dumps(payload, ensure_ascii=False, default=str))
+
+
+def fail(error: Exception) -> None:
+    code = error.code if isinstance(error, GatewayError) else "error"
+    click.echo(json.dumps({"error": {"code": code, "message": str(error)}}), err=True)
+    sys.exit(1)
+
+
+def with_session(work: Any) -> Any:
+    from schema.db import make_engine, make_session_factory
+
+    engine = make_engine(load_settings().database_url)
+    try:
+        with make_session_factory(engine)() as session, session.begin():
+            return work(session)
+    finally:
+        engine.dispose()
+
+
+@click.group()
+def main() -> None:
+    """Resayil LLM Portal: an OpenAI-compatible, pay-per-use gateway in front of Ollama."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to DATABASE_URL."""
+    from schema.migrate import upgrade
+
+    upgrade(load_settings().database_url)
+    emit({"database": "upgraded"})
+
+
+@main.group()
+def users() -> None:
+    """People who log in."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--phone", required=True)
+@click.option("--password", required=True)
+@click.option("--plan", type=click.Choice(["basic", "pro", "enterprise"]), default="basic")
+@click.option("--credits", "credits_", type=click.IntRange(min=0), default=0)
+@click.option("--admin", is_flag=True)
+def users_create(
+    email: str, phone: str, password: str, plan: str, credits_: int, admin: bool
+) -> None:
+    """Create a user with their own account on a plan, with initial credits."""
+    from portal.accounts.phones import InvalidPhone
+    from portal.accounts.service import create_user
+
+    def work(session: Session) -> dict[str, Any]:
+        r = create_user(
+            session,
+            email=email,
+            phone=phone,
+            password=password,
+            plan_code=plan,
+            credits=credits_,
+            admin=admin,
+        )
+        return {
+            "user_id": r.user_id,
+            "account_id": r.account_id,
+            "email": r.email,
+            "phone": r.phone,
+            "plan": r.plan,
+            "credits": r.credits,
+            "admin": admin,
+        }
+
+    try:
+        emit(with_session(work))
+    except (GatewayError, InvalidPhone) as error:
+        fail(error)
+
+
+@main.group()
+def keys() -> None:
+    """API keys."""
+
+
+@keys.command("create")
+@click.option("--email", required=True)
+@click.option("--label", default="default")
+def keys_create(email: str, label: str) -> None:
+    """Create an API key for the account the user owns; the key is printed only now."""
+    from portal.accounts.service import owned_account
+    from portal.keys.service import create_key
+
+    def work(session: Session) -> dict[str, Any]:
+        user_id, account_id = owned_account(session, email=email)
+        created = create_key(session, account_id=account_id, user_id=user_id, label=label)
+        return {
+            "id": created.id,
+            "label": created.label,
+            "key": created.key,
+            "prefix": created.prefix,
+            "account_id": account_id,
+        }
+
+    try:
+        emit(with_session(work))
+    except GatewayError as error:
+        fail(error)
+
+
+@main.group()
+def credits() -> None:
+    """Credit balances."""
+
+
+@credits.command("grant")
+@click.option("--email", required=True)
+@click.option("--amount", type=click.IntRange(min=1), required=True)
+@click.option("--reason", required=True)
+def credits_grant(email: str, amount: int, reason: str) -> None:
+    """Add credits to the account the user owns (one ledger row)."""
+    from portal.accounts.service import owned_account
+    from schema import ledger
+
+    def work(session: Session) -> dict[str, Any]:
+        _user_id, account_id = owned_account(session, email=email)
+        balance = ledger.grant(
+            session, account_id=account_id, amount=amount, kind="grant", reason=reason
+        )
+        return {"account_id": account_id, "granted": amount, "balance": balance}
+
+    try:
+        emit(with_session(work))
+    except GatewayError as error:
+        fail(error)
+
+
+def _register_processes() -> None:
+    from resayil.processes import api, dispatcher, run, scheduler, worker
+    from simulator.cli import sim_ollama
+
+    for command in (api, dispatcher, worker, scheduler, run, sim_ollama):
+        main.add_command(command)
+
+
+_register_processes()

@@ -1,0 +1,140 @@
+"""`resayil run`: the whole system on one machine, on embedded defaults.
+
+Redis: REDIS_URL if it answers, else a `redis-server` started here (data in var/).
+Database: DATABASE_URL (default SQLite in var/), migrated first.
+Ollama: OLLAMA_URL if it answers, else the bundled simulator, announced loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+from redis import Redis
+from redis.exceptions import RedisError
+
+from portal.config import load_settings
+from schema.migrate import upgrade
+
+VAR = Path("var")
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(Redis.from_url(url, socket_connect_timeout=1).ping())
+    except RedisError:
+        return False
+
+
+def _ollama_answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url.rstrip('/')}/api/version", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_for(check: object, what: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if callable(check) and check():
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not come up within {timeout_s:.0f} s")
+
+
+def _start_redis(url: str, children: list[subprocess.Popen[bytes]]) -> None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed: run `make run` (it installs it)")
+    port = urlparse(url).port or 6379
+    (VAR / "redis").mkdir(parents=True, exist_ok=True)
+    children.append(
+        subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(VAR / "redis"),
+                "--appendonly",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+    )
+    _wait_for(lambda: _redis_answers(url), "redis-server")
+
+
+def _banner(text: str) -> None:
+    line = "=" * 78
+    print(f"\n{line}\n{text}\n{line}\n", flush=True)
+
+
+def run_all(*, host: str, port: int) -> None:
+    settings = load_settings()
+    VAR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("DATABASE_URL", settings.database_url)
+    env.setdefault("REDIS_URL", settings.redis_url)
+    env.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
+    ollama_url = env.get("OLLAMA_URL", "http://127.0.0.1:11434")
+    children: list[subprocess.Popen[bytes]] = []
+    me = [sys.executable, "-m", "resayil"]
+    try:
+        if not _redis_answers(env["REDIS_URL"]):
+            _start_redis(env["REDIS_URL"], children)
+        upgrade(env["DATABASE_URL"])
+        if not _ollama_answers(ollama_url):
+            sim_port = urlparse(ollama_url).port or 11434
+            children.append(subprocess.Popen([*me, "sim-ollama", "--port", str(sim_port)], env=env))  # noqa: S603
+            _wait_for(lambda: _ollama_answers(ollama_url), "the Ollama simulator")
+            _banner(
+                f"NO OLLAMA ANSWERED AT {ollama_url}: USING THE BUNDLED OLLAMA SIMULATOR.\n"
+                "Answers are synthetic. Set OLLAMA_URL to a real Ollama for real models."
+            )
+        env["OLLAMA_URL"] = ollama_url
+        for name in ("dispatcher", "worker", "scheduler"):
+            children.append(subprocess.Popen([*me, name], env=env))  # noqa: S603
+        children.append(
+            subprocess.Popen([*me, "api", "--host", host, "--port", str(port)], env=env)
+        )  # noqa: S603
+        _banner(
+            f"Resayil is up: http://{host}:{port}  (OpenAPI docs: /docs)\n"
+            "Create a user and a key:\n"
+            "  .venv/bin/resayil users create --email you@example.com --phone +96550000000 "
+            "--password 'choose-one' --plan pro --credits 100\n"
+            "  .venv/bin/resayil keys create --email you@example.com --label first"
+        )
+        _wait_any(children)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(children)
+
+
+def _wait_any(children: list[subprocess.Popen[bytes]]) -> None:
+    while all(child.poll() is None for child in children):
+        time.sleep(0.5)
+    failed = [c.args for c in children if c.poll() not in (None, 0)]
+    if failed:
+        print(f"a process stopped: {failed}", file=sys.stderr)
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in reversed(children):
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=35)
+        except subprocess.TimeoutExpired:
+            child.kill()

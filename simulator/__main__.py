@@ -1,0 +1,3 @@
+from simulator.cli import sim_ollama
+
+sim_ollama()
