@@ -64,8 +64,10 @@ class Dispatcher:
             max_connections=self.settings.local_slots + self.settings.cloud_slots + 8
         )
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+            settler = asyncio.create_task(
+                run_settler(self.settlements, self.sessions, self.stopping)
+            )
             helpers = [
-                asyncio.create_task(run_settler(self.settlements, self.sessions, self.stopping)),
                 asyncio.create_task(listen_for_cancels(self.redis, self.on_cancel)),
                 asyncio.create_task(self._keep_leases()),
                 asyncio.create_task(self._reap_expired()),
@@ -77,6 +79,9 @@ class Dispatcher:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            # The settler finishes its current batch and stops; then what the drained jobs
+            # produced is written too, so a clean stop leaves nothing pending.
+            await asyncio.gather(settler, return_exceptions=True)
             await self._settle_remaining()
 
     def stop(self) -> None:

@@ -10,10 +10,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-try:
-    from tests import services
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    import services  # type: ignore[no-redef, unused-ignore]
+from tests import services
 
 owns_redis = pytest.mark.skipif(
     bool(os.environ.get("TEST_REDIS_URL")), reason="TEST_REDIS_URL names an external Redis"

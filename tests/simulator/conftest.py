@@ -1,5 +1,4 @@
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import ollama
@@ -25,7 +24,3 @@ def client(sim: SimulatorThread) -> Iterator[ollama.Client]:
 def http(sim: SimulatorThread) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sim.url, timeout=10) as http_client:
         yield http_client
-
-
-def user(text: str, **extra: Any) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text, **extra}]

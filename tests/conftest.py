@@ -1,0 +1,64 @@
+"""Session fixtures: real Redis, real PostgreSQL, and the whole system as processes.
+
+End-to-end tests take `stack`, which is parametrised over PostgreSQL and SQLite,
+so every such test runs against both databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.services import PostgresServer, RedisServer, start_postgres, start_redis
+from tests.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
+def stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_server: PostgresServer,
+) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    redis = start_redis()
+    if request.param == "postgresql":
+        database_url = postgres_server.url
+    else:
+        database_url = f"sqlite:///{workdir / 'resayil.db'}"
+    system = Stack(database_url=database_url, redis_url=redis.url, workdir=Path(workdir))
+    try:
+        system.start()
+        yield system
+    finally:
+        system.stop()
+        redis.stop()
+
+
+@pytest.fixture
+def client_for(stack: Stack) -> object:
+    def make(key: str, **options: object) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=f"{stack.api_url}/v1",
+            api_key=key,
+            max_retries=0,
+            **options,  # type: ignore[arg-type]
+        )
+
+    return make
