@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,7 @@ class Stack:
         self._counter += 1
         stamp = f"{os.getpid()}{self._counter:04d}{int(time.time() * 1000) % 100000:05d}"
         email = f"user{stamp}@example.com"
-        phone = f"+9655{int(stamp[-7:]):07d}"
+        phone = f"+96550{uuid.uuid4().int % 1_000_000:06d}"  # +96550xxxxxx always validates
         with self.session() as session, session.begin():
             registered = create_user(
                 session,
