@@ -104,9 +104,8 @@ def run_all(*, host: str, port: int) -> None:
         env["OLLAMA_URL"] = ollama_url
         for name in ("dispatcher", "worker", "scheduler"):
             children.append(subprocess.Popen([*me, name], env=env))  # noqa: S603
-        children.append(
-            subprocess.Popen([*me, "api", "--host", host, "--port", str(port)], env=env)
-        )  # noqa: S603
+        api = [*me, "api", "--host", host, "--port", str(port)]
+        children.append(subprocess.Popen(api, env=env))  # noqa: S603
         _banner(
             f"Resayil is up: http://{host}:{port}  (OpenAPI docs: /docs)\n"
             "Create a user and a key:\n"
