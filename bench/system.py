@@ -7,27 +7,44 @@ import contextlib
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from schema.models import UsageRecord
 from tests.services import start_postgres, start_redis
-from tests.stack import Stack
+from tests.stack import Process, Stack
 
 SETTLE_TIMEOUT_S = 30.0
+# The test stack pins settings that make tests fast to observe (a catalog re-read on
+# every request, short leases); the bench runs the product's defaults instead.
+PRODUCT_DEFAULTS = {"CATALOG_TTL_S": "5", "LEASE_MS": "5000"}
+
+
+@dataclass
+class BenchStack(Stack):
+    """`Stack` whose processes get `overrides` on top of the test environment."""
+
+    overrides: dict[str, str] = field(default_factory=lambda: dict(PRODUCT_DEFAULTS))
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Process:
+        return super()._spawn(name, args, {**(env or self.env), **self.overrides})
 
 
 @contextlib.contextmanager
-def running_stack(*, local_slots: int, sim_parallel: int) -> Iterator[Stack]:
+def running_stack(
+    *, local_slots: int, sim_parallel: int, logs: Path | None = None
+) -> Iterator[Stack]:
     """One simulator, one api and one dispatcher against a fresh Redis and PostgreSQL."""
     with (
         tempfile.TemporaryDirectory(prefix="resayil-bench-") as workdir,
         start_postgres() as postgres,
         start_redis() as redis,
     ):
-        stack = Stack(database_url=postgres.url, redis_url=redis.url, workdir=Path(workdir))
+        stack = BenchStack(
+            database_url=postgres.url, redis_url=redis.url, workdir=logs or Path(workdir)
+        )
         try:
             stack.start(local_slots=local_slots)
             stack.sim_config(token_delay_ms=0, tokens=32, num_parallel=sim_parallel)

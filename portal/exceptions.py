@@ -13,6 +13,7 @@ Under `/v1` bodies follow OpenAI's error shape: {"error": {message, type, param,
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -80,14 +81,28 @@ def gateway_error_response(error: GatewayError) -> JSONResponse:
     return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
-def _param(location: tuple[int | str, ...]) -> str | None:
-    parts = [p for p in location if p not in ("body",)]
+# Pydantic names the member of a union it tried (`str`, `list[...]`, `TextPart`); such a
+# segment is not a request field, so the offending param ends just before it.
+_UNION_MEMBER = re.compile(r"[\[\]]|^[A-Z]|^(str|int|float|bool|list|dict|none)$")
+
+
+def _param(location: tuple[int | str, ...]) -> tuple[str | None, bool]:
+    """The offending param as OpenAI writes it (`messages[0].role`), and whether it is a union."""
+    parts: list[int | str] = []
+    in_union = False
+    for part in location:
+        if part == "body":
+            continue
+        if isinstance(part, str) and _UNION_MEMBER.search(part):
+            in_union = True
+            break
+        parts.append(part)
     if not parts:
-        return None
+        return None, in_union
     text = str(parts[0])
     for part in parts[1:]:
         text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
+    return text, in_union
 
 
 async def _on_gateway_error(_request: Request, error: Exception) -> JSONResponse:
@@ -98,9 +113,13 @@ async def _on_gateway_error(_request: Request, error: Exception) -> JSONResponse
 async def _on_validation_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
-    param = _param(tuple(first.get("loc", ())))
+    param, in_union = _param(tuple(first.get("loc", ())))
     if first.get("type") == "json_invalid":
         message, param = "The request body is not valid JSON.", None
+    elif param is None:
+        message = "The request body must be a JSON object."
+    elif in_union:
+        message = f"Invalid value for '{param}': it matches none of the accepted types."
     elif first.get("type") == "missing":
         message = f"Missing required parameter: '{param}'."
     else:

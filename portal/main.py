@@ -49,6 +49,15 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.include_router(chat_router)
     app.include_router(models_router)
 
+    @app.get("/", tags=["Operations"], summary="What this server is and where its API lives")
+    async def root() -> dict[str, str]:
+        return {
+            "name": "Resayil LLM Portal",
+            "api": f"{settings.public_base_url.rstrip('/')}/v1",
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+        }
+
     @app.get("/healthz", tags=["Operations"], summary="Liveness and Redis reachability")
     async def healthz() -> JSONResponse:
         state: AppState = app.state.resayil

@@ -1,0 +1,342 @@
+"""The broker's queue, event hub and settlement stream against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from broker import keys
+from broker.connection import make_redis
+from broker.queue import Claimed, JobQueue, QueueSettings
+from broker.settlements import SettlementStream
+from broker.stream import EventHub
+from schema.messages import (
+    ChatJob,
+    Delta,
+    Done,
+    Failed,
+    Pool,
+    Settlement,
+    Started,
+    decode_events,
+    encode_events,
+)
+from schema.openai import ChatCompletionRequest
+from tests.services import start_redis
+
+BASIC, PRO, ENTERPRISE = 1, 2, 3
+T0 = 1_700_000_000_000
+REQUEST = ChatCompletionRequest.model_validate(
+    {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}]}
+)
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    server = start_redis()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = make_redis(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def other_redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A second connection pool: another process's view of the same Redis."""
+    client = make_redis(redis_url)
+    yield client
+    await client.aclose()
+
+
+def make_job(*, tier: int = BASIC, enqueued_at_ms: int = T0, pool: Pool = "local") -> ChatJob:
+    return ChatJob(
+        id=uuid.uuid4().hex,
+        account_id=1,
+        api_key_id=1,
+        model_requested="llama3.2:3b",
+        model_served="llama3.2:3b",
+        upstream_model="llama3.2:3b",
+        pool=pool,
+        tier=tier,
+        credits_reserved=1,
+        enqueued_at_ms=enqueued_at_ms,
+        request=REQUEST,
+    )
+
+
+def settlement_for(job: ChatJob, status: Any = "cancelled") -> Settlement:
+    return Settlement.for_job(job, status=status, charged=False, finished_at_ms=T0)
+
+
+async def settlements_in_stream(redis: Redis) -> list[Settlement]:
+    entries: Any = await redis.xrange(keys.SETTLEMENTS)
+    return [Settlement.model_validate_json(fields[b"settlement"]) for _id, fields in entries]
+
+
+async def claim(queue: JobQueue, *, now_ms: int = T0, slots: int = 10, token: str = "t") -> Claimed:
+    claimed = await queue.claim("local", slots=slots, now_ms=now_ms, token=token)
+    assert claimed is not None
+    return claimed
+
+
+# -- priority --------------------------------------------------------------------------
+
+
+async def test_enterprise_enqueued_last_is_claimed_first(redis: Redis) -> None:
+    queue = JobQueue(redis)
+    basic = make_job(tier=BASIC, enqueued_at_ms=T0)
+    pro = make_job(tier=PRO, enqueued_at_ms=T0 + 10)
+    enterprise = make_job(tier=ENTERPRISE, enqueued_at_ms=T0 + 20)
+    for job in (basic, pro, enterprise):
+        await queue.enqueue(job)
+    order = [(await claim(queue, token=f"t{i}")).job.id for i in range(3)]
+    assert order == [enterprise.id, pro.id, basic.id]
+    assert await queue.claim("local", slots=10, now_ms=T0, token="t9") is None
+
+
+@pytest.mark.parametrize(
+    ("enterprise_delay_ms", "first"), [(2_001, "basic"), (1_999, "enterprise")]
+)
+async def test_aging_bounds_how_long_basic_is_overtaken(
+    redis: Redis, enterprise_delay_ms: int, first: str
+) -> None:
+    # Two tier steps of 1 s head start: Enterprise overtakes a Basic job enqueued
+    # less than 2 s earlier, and never one that has waited longer.
+    queue = JobQueue(redis, QueueSettings(tier_head_start_ms=1_000))
+    jobs = {
+        "basic": make_job(tier=BASIC, enqueued_at_ms=T0),
+        "enterprise": make_job(tier=ENTERPRISE, enqueued_at_ms=T0 + enterprise_delay_ms),
+    }
+    for job in jobs.values():
+        await queue.enqueue(job)
+    assert (await claim(queue)).job.id == jobs[first].id
+
+
+# -- slots -----------------------------------------------------------------------------
+
+
+async def test_concurrent_claims_of_two_dispatchers_never_exceed_slots(
+    redis: Redis, other_redis: Redis
+) -> None:
+    slots = 3
+    dispatchers = [JobQueue(redis), JobQueue(other_redis)]
+    for i in range(20):
+        await dispatchers[0].enqueue(make_job(enqueued_at_ms=T0 + i))
+    running: list[Claimed] = []
+    for round_ in range(4):
+        results = await asyncio.gather(
+            *(
+                dispatchers[i % 2].claim(
+                    "local", slots=slots, now_ms=T0, token=f"d{i % 2}:{round_}:{i}"
+                )
+                for i in range(60)
+            )
+        )
+        running += [c for c in results if c is not None]
+        assert len(running) == slots
+        assert await dispatchers[0].running("local") == slots
+        assert len({c.job.id for c in running}) == slots
+        # Two jobs end; the next round may take exactly two more.
+        for done in running[:2]:
+            assert await dispatchers[1].finish(done, b"{}", settlement_for(done.job, "ok"))
+        running = running[2:]
+    assert await dispatchers[0].backlog("local") == 20 - slots - 2 * 3
+
+
+# -- cancel ----------------------------------------------------------------------------
+
+
+async def test_cancel_of_a_waiting_job_dequeues_and_settles_once(redis: Redis) -> None:
+    queue = JobQueue(redis)
+    job = make_job()
+    await queue.enqueue(job)
+    settlement = settlement_for(job)
+    assert await queue.cancel(job, settlement) == "dequeued"
+    assert await settlements_in_stream(redis) == [settlement]
+    assert await queue.backlog("local") == 0
+    assert not await redis.exists(keys.job(job.id))
+    assert await queue.claim("local", slots=10, now_ms=T0, token="t") is None
+    # A second cancel (a retried disconnect) settles nothing more.
+    assert await queue.cancel(job, settlement) == "gone"
+    assert len(await settlements_in_stream(redis)) == 1
+
+
+async def test_cancel_of_a_claimed_job_signals_its_dispatcher(redis: Redis) -> None:
+    queue = JobQueue(redis)
+    job = make_job()
+    await queue.enqueue(job)
+    claimed = await claim(queue)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.CANCELS)
+    try:
+        assert await queue.cancel(job, settlement_for(job)) == "signalled"
+        message = await _next_message(pubsub)
+        assert message == job.id.encode()
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    assert await settlements_in_stream(redis) == []  # the dispatcher settles it
+    assert await queue.publish_output(claimed, encode_events([Delta(content="x")])) == 2
+
+
+async def _next_message(pubsub: Any, timeout_s: float = 3.0) -> bytes:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                data: bytes = message["data"]
+                return data
+
+
+# -- leases ----------------------------------------------------------------------------
+
+
+async def test_reap_requeues_an_expired_job_that_sent_nothing(redis: Redis) -> None:
+    queue = JobQueue(redis, QueueSettings(lease_ms=500))
+    job = make_job(tier=PRO)
+    await queue.enqueue(job)
+    first = await claim(queue, now_ms=T0, token="dead")
+    assert await queue.expired("local", now_ms=T0 + 499) == []
+    assert await queue.expired("local", now_ms=T0 + 500) == [job.id]
+    assert await queue.reap("local", job.id, now_ms=T0 + 500) == 1
+    assert await queue.running("local") == 0
+    assert await redis.zscore(keys.queue("local"), job.id) == queue.score(job)
+    assert await settlements_in_stream(redis) == []
+    again = await claim(queue, now_ms=T0 + 600, token="alive")
+    assert (again.job, again.attempts) == (job, first.attempts + 1)
+
+
+async def test_reap_fails_and_settles_a_job_whose_output_went_out(redis: Redis) -> None:
+    queue = JobQueue(redis, QueueSettings(lease_ms=500))
+    hub = EventHub(redis)
+    await hub.start()
+    job = make_job()
+    try:
+        async with hub.subscribe(job.id) as events:
+            await queue.enqueue(job)
+            claimed = await claim(queue, now_ms=T0)
+            batch = encode_events([Started(model_served="m", queue_wait_ms=0), Delta(content="a")])
+            assert await queue.publish_output(claimed, batch) == 1
+            assert await queue.reap("local", job.id, now_ms=T0 + 501) == 2
+            received = [await events.next(wait_s=3) for _ in range(3)]
+    finally:
+        await hub.stop()
+    assert isinstance(received[0], Started) and isinstance(received[1], Delta)
+    failed = received[2]
+    assert isinstance(failed, Failed)
+    assert (failed.code, failed.after_output) == ("dispatcher_lost", True)
+    [settlement] = await settlements_in_stream(redis)
+    assert (settlement.request_id, settlement.status) == (job.id, "error")
+    assert (settlement.credits_charged, settlement.error_code) == (0, "dispatcher_lost")
+    assert await queue.backlog("local") == 0
+    assert await queue.running("local") == 0
+    # Reaping again (another dispatcher's reaper raced this one) does nothing more.
+    assert await queue.reap("local", job.id, now_ms=T0 + 600) == 0
+    assert len(await settlements_in_stream(redis)) == 1
+
+
+async def test_a_stale_claim_can_neither_publish_nor_finish(redis: Redis) -> None:
+    queue = JobQueue(redis, QueueSettings(lease_ms=500))
+    job = make_job()
+    await queue.enqueue(job)
+    stale = await claim(queue, now_ms=T0, token="old")
+    assert await queue.reap("local", job.id, now_ms=T0 + 500) == 1
+    current = await claim(queue, now_ms=T0 + 600, token="new")
+    assert await queue.publish_output(stale, encode_events([Delta(content="x")])) == 0
+    assert not await queue.finish(stale, b"{}", settlement_for(job, "ok"))
+    assert await settlements_in_stream(redis) == []
+    assert await queue.running("local") == 1
+    assert await queue.finish(current, b"{}", settlement_for(job, "ok"))
+    assert len(await settlements_in_stream(redis)) == 1
+    assert await queue.running("local") == 0
+
+
+async def test_extend_keeps_only_the_current_owners_lease(redis: Redis) -> None:
+    queue = JobQueue(redis, QueueSettings(lease_ms=500))
+    job = make_job()
+    await queue.enqueue(job)
+    stale = await claim(queue, now_ms=T0, token="old")
+    await queue.extend([stale], now_ms=T0 + 400)
+    assert await queue.expired("local", now_ms=T0 + 800) == []
+    assert await queue.reap("local", job.id, now_ms=T0 + 900) == 1
+    current = await claim(queue, now_ms=T0 + 900, token="new")
+    await queue.extend([stale], now_ms=T0 + 5_000)  # must not prolong the new owner's lease
+    assert await queue.expired("local", now_ms=T0 + 1_400) == [job.id]
+    await queue.extend([current], now_ms=T0 + 1_000)
+    assert await queue.expired("local", now_ms=T0 + 1_400) == []
+
+
+# -- event hub -------------------------------------------------------------------------
+
+
+async def test_events_published_right_after_subscribe_arrive_in_order(
+    redis: Redis, other_redis: Redis
+) -> None:
+    hub = EventHub(redis)
+    await hub.start()
+    batches = [
+        [Started(model_served="m", queue_wait_ms=5), Delta(content="a")],
+        [Delta(content="b"), Delta(content="c", thinking="t")],
+        [Done(finish_reason="stop", prompt_tokens=1, completion_tokens=3)],
+    ]
+    expected = [event for batch in batches for event in batch]
+    try:
+        for _ in range(20):
+            job_id = uuid.uuid4().hex
+            async with hub.subscribe(job_id) as events:
+                # No pause: a subscription not yet confirmed would lose these.
+                for batch in batches:
+                    await other_redis.publish(keys.job_events(job_id), encode_events(batch))
+                received = [await events.next(wait_s=3) for _ in expected]
+            assert received == expected
+    finally:
+        await hub.stop()
+
+
+async def test_events_of_other_jobs_are_not_delivered(redis: Redis) -> None:
+    hub = EventHub(redis)
+    await hub.start()
+    try:
+        async with hub.subscribe("mine") as mine, hub.subscribe("theirs") as theirs:
+            await redis.publish(keys.job_events("theirs"), encode_events([Delta(content="x")]))
+            await redis.publish(keys.job_events("mine"), encode_events([Delta(content="y")]))
+            assert await mine.next(wait_s=3) == Delta(content="y")
+            assert await theirs.next(wait_s=3) == Delta(content="x")
+            assert await mine.next(wait_s=0.2) is None
+    finally:
+        await hub.stop()
+
+
+def test_event_batches_round_trip() -> None:
+    events = [Started(model_served="m", queue_wait_ms=1), Failed(status=502, code="c", message="m")]
+    assert decode_events(encode_events(events)) == events  # type: ignore[arg-type]
+
+
+# -- settlement stream -----------------------------------------------------------------
+
+
+async def test_an_unacked_settlement_is_redelivered_to_another_settler(redis: Redis) -> None:
+    dead = SettlementStream(redis, "settler-dead", reclaim_after_ms=300)
+    alive = SettlementStream(redis, "settler-alive", reclaim_after_ms=300)
+    await dead.ensure_group()
+    await alive.ensure_group()  # idempotent: BUSYGROUP is not an error
+    settlement = settlement_for(make_job(), "ok")
+    await dead.push(settlement)
+    [(entry_id, read)] = await dead.read(block_ms=100)
+    assert read == settlement
+    assert await alive.read(block_ms=50) == []  # still within the dead settler's claim
+    await asyncio.sleep(0.35)
+    assert await alive.read(block_ms=50) == [(entry_id, settlement)]
+    await alive.ack([entry_id])
+    assert await alive.pending() == 0
+    assert await dead.read(block_ms=50) == []
