@@ -35,3 +35,7 @@ def wake(pool: str) -> str:
 
 def hub_control(instance: str) -> str:
     return f"{PREFIX}:hub:{instance}"
+
+
+def rate_window(account_id: int) -> str:
+    return f"{PREFIX}:rate:{account_id}"

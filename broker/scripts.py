@@ -92,3 +92,28 @@ redis.call('LPUSH', KEYS[6], '1')
 redis.call('LTRIM', KEYS[6], 0, 63)
 return 1
 """
+
+SLIDING_WINDOW = """
+-- KEYS: window zset   ARGV: limit, window_ms, member, consume (1|0)
+-- A true sliding window: the zset holds the admission times of the last window_ms.
+-- Redis's own clock, so every api process agrees. Returns {allowed, remaining, reset_ms}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local function reset_ms()
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #oldest == 0 then return 0 end
+  return math.max(0, tonumber(oldest[2]) + window - now)
+end
+if count >= limit then
+  return {0, 0, reset_ms()}
+end
+if ARGV[4] == '1' then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  count = count + 1
+end
+return {1, limit - count, reset_ms()}
+"""
