@@ -180,6 +180,7 @@ def _failure_for_status(status: int, body: bytes, headers: Mapping[str, str], mo
             code="model_not_found",
             message=f"The model `{model}` does not exist or you do not have access to it.",
             error_type="invalid_request_error",
+            param="model",
         )
     if status == 429:
         return Failed(

@@ -6,8 +6,9 @@ so every such test runs against both databases.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -52,13 +53,15 @@ def stack(
 
 
 @pytest.fixture
-def client_for(stack: Stack) -> object:
-    def make(key: str, **options: object) -> openai.OpenAI:
-        return openai.OpenAI(
-            base_url=f"{stack.api_url}/v1",
-            api_key=key,
-            max_retries=0,
-            **options,  # type: ignore[arg-type]
-        )
+def client_for(stack: Stack) -> Iterator[Callable[..., openai.OpenAI]]:
+    """Official openai clients for the stack, all closed at teardown."""
+    made: list[openai.OpenAI] = []
 
-    return make
+    def make(key: str, **options: Any) -> openai.OpenAI:
+        options.setdefault("max_retries", 0)
+        made.append(openai.OpenAI(base_url=f"{stack.api_url}/v1", api_key=key, **options))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()

@@ -65,7 +65,8 @@ def test_completion_ids_are_unique(stack: Stack, client_for: ClientFor) -> None:
 def test_request_translation_reaches_ollama(stack: Stack, client_for: ClientFor) -> None:
     client = client_for(stack.new_account(credits=10).key)
     pixel = (
-        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
+        "2mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
     )
     completion = client.chat.completions.create(
         model="llama3.2:3b",
