@@ -6,6 +6,7 @@
     ├── PermissionDenied          403 model_not_in_plan | account_suspended
     ├── NotFound                  404 model_not_found
     ├── InvalidRequest            400 invalid_request_error (with `param`)
+    ├── RateLimited               429 rate_limit_exceeded (with Retry-After)
     └── ServiceUnavailable        503 (with Retry-After)
 
 Under `/v1` bodies follow OpenAI's error shape: {"error": {message, type, param, code}}.
@@ -62,6 +63,10 @@ class NotFound(GatewayError):
 
 class InvalidRequest(GatewayError):
     status, error_type, code = 400, "invalid_request_error", "invalid_request_error"
+
+
+class RateLimited(GatewayError):
+    status, error_type, code = 429, "requests", "rate_limit_exceeded"
 
 
 class ServiceUnavailable(GatewayError):

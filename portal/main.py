@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from broker.connection import make_redis
+from broker.limits import RateLimiter
 from broker.queue import JobQueue, QueueSettings
 from broker.stream import EventHub
 from portal.catalog.service import Catalog
@@ -18,6 +19,7 @@ from portal.chat.router import router as chat_router
 from portal.config import PortalSettings, load_settings
 from portal.exceptions import install_error_handlers
 from portal.models.router import router as models_router
+from portal.ratelimit import RateLimitHeaders
 from portal.state import AppState
 from schema import ledger
 from schema.db import make_engine, make_session_factory
@@ -46,6 +48,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeaders)
     app.include_router(chat_router)
     app.include_router(models_router)
 
@@ -94,4 +97,5 @@ async def _build_state(settings: PortalSettings) -> AppState:
         queue=queue,
         catalog=Catalog(sessions, settings.catalog_ttl_s),
         relay=ChatRelay(hub, queue, settings, settle_now),
+        limiter=RateLimiter(redis),
     )

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.limits import RateLimiter
 from broker.queue import JobQueue
 from broker.stream import EventHub
 from portal.catalog.service import Catalog
@@ -25,3 +26,4 @@ class AppState:
     queue: JobQueue
     catalog: Catalog
     relay: ChatRelay
+    limiter: RateLimiter

@@ -155,6 +155,33 @@ def credits_grant(email: str, amount: int, reason: str) -> None:
         fail(error)
 
 
+@main.group()
+def accounts() -> None:
+    """Accounts: what pays, and its limits."""
+
+
+@accounts.command("set-limit")
+@click.option("--email", required=True, help="the account owner's email")
+@click.option(
+    "--rpm",
+    type=click.IntRange(min=0),
+    default=None,
+    help="requests per minute; 0 = unlimited; omit to return to the plan's limit",
+)
+def accounts_set_limit(email: str, rpm: int | None) -> None:
+    """Override the account's rate limit (a negotiated rate, or a load test)."""
+    from portal.accounts.service import set_rate_limit
+
+    def work(session: Session) -> dict[str, Any]:
+        account_id = set_rate_limit(session, email=email, rpm=rpm)
+        return {"account_id": account_id, "rpm_override": rpm}
+
+    try:
+        emit(with_session(work))
+    except GatewayError as error:
+        fail(error)
+
+
 def _register_processes() -> None:
     from resayil.processes import api, dispatcher, run, scheduler, worker
     from simulator.cli import sim_ollama

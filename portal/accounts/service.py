@@ -83,3 +83,10 @@ def owned_account(session: Session, *, email: str) -> tuple[int, int]:
     if row is None:
         raise NotFound(f"No user with email '{email}'.", code="user_not_found", param="email")
     return row[0], row[1]
+
+
+def set_rate_limit(session: Session, *, email: str, rpm: int | None) -> int:
+    """Override an account's requests per minute (0 = unlimited, None = the plan's)."""
+    _user_id, account_id = owned_account(session, email=email)
+    session.get_one(Account, account_id).rpm_override = rpm
+    return account_id

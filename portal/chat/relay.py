@@ -110,17 +110,32 @@ class ChatRelay:
             while True:
                 if event is None:
                     yield b": queued\n\n"
-                elif isinstance(event, Started):
-                    yield sse_frame(writer.role_chunk()).encode()
-                elif isinstance(event, Delta):
-                    yield "".join(sse_frame(c) for c in writer.delta_chunks(event)).encode()
                 else:
-                    finished = True
-                    yield self._closing_frames(writer, event).encode()
-                    return
+                    # Everything already received goes out in one write: a fast model's
+                    # batch costs one send, not one per token.
+                    frames, finished = self._frames(writer, [event, *events.ready()])
+                    yield frames
+                    if finished:
+                        return
                 event = await events.next(wait_s=self.settings.heartbeat_interval_s)
         finally:
             self._in_background(self._end_stream(job, stack, cancel=not finished))
+
+    @classmethod
+    def _frames(
+        cls, writer: ChunkWriter, batch: list[Started | Delta | Done | Failed]
+    ) -> tuple[bytes, bool]:
+        """The SSE text of events received together, and whether the stream ends there."""
+        parts: list[str] = []
+        for event in batch:
+            if isinstance(event, Started):
+                parts.append(sse_frame(writer.role_chunk()))
+            elif isinstance(event, Delta):
+                parts.extend(sse_frame(chunk) for chunk in writer.delta_chunks(event))
+            else:
+                parts.append(cls._closing_frames(writer, event))
+                return "".join(parts).encode(), True
+        return "".join(parts).encode(), False
 
     @staticmethod
     def _closing_frames(writer: ChunkWriter, event: Done | Failed) -> str:
@@ -134,13 +149,19 @@ class ChatRelay:
     async def _complete(self, job: ChatJob, events: JobEvents, request: Request) -> Response:
         builder = CompletionBuilder(new_completion_id(), int(time.time()), job.model_served)
         waited_ms = 0
+        check_at = time.monotonic() + DISCONNECT_POLL_S
         while True:
             event = await events.next(wait_s=DISCONNECT_POLL_S)
-            if event is None:
+            # Checked on a clock, not only when idle: a steady token stream must not
+            # hide a client that left (the upstream would generate to the end).
+            if event is None or time.monotonic() >= check_at:
+                check_at = time.monotonic() + DISCONNECT_POLL_S
                 if await request.is_disconnected():
                     await self._cancel(job)
                     return Response(status_code=499)
-            elif isinstance(event, Started):
+            if event is None:
+                continue
+            if isinstance(event, Started):
                 waited_ms = event.queue_wait_ms
             elif isinstance(event, Delta):
                 builder.add(event)

@@ -3,7 +3,8 @@ from __future__ import annotations
 import anyio
 from fastapi import APIRouter, Request, Response
 
-from portal.chat.service import admit
+from portal import ratelimit
+from portal.chat.service import check, reserve
 from portal.deps import CallerDep, StateDep
 from portal.openapi import OPENAI_ERRORS
 from schema.openai import ChatCompletionRequest
@@ -19,13 +20,17 @@ router = APIRouter(prefix="/v1", tags=["OpenAI-compatible API"])
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, caller: CallerDep, state: StateDep
 ) -> Response:
+    admissible = await anyio.to_thread.run_sync(
+        lambda: check(catalog=state.catalog, settings=state.settings, caller=caller, request=body)
+    )
+    await ratelimit.take(state.limiter, request, caller)
     job = await anyio.to_thread.run_sync(
-        lambda: admit(
+        lambda: reserve(
             sessions=state.sessions,
-            catalog=state.catalog,
             settings=state.settings,
             caller=caller,
             request=body,
+            admissible=admissible,
         )
     )
     return await state.relay.respond(job, request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,15 +18,18 @@ from schema.ollama_chat import UnsupportedInput, validate_translatable
 from schema.openai import ChatCompletionRequest
 
 
-def admit(
-    *,
-    sessions: sessionmaker[Session],
-    catalog: Catalog,
-    settings: PortalSettings,
-    caller: Caller,
-    request: ChatCompletionRequest,
-) -> ChatJob:
-    """Check and reserve; returns the job to enqueue. Runs in a worker thread."""
+@dataclass(frozen=True)
+class Admissible:
+    """A request that passed every check but the rate limit and the credit reservation."""
+
+    model: ModelInfo
+    price: int
+
+
+def check(
+    *, catalog: Catalog, settings: PortalSettings, caller: Caller, request: ChatCompletionRequest
+) -> Admissible:
+    """Account, model access and translatability. Runs in a worker thread."""
     if caller.suspended:
         raise PermissionDenied("This account is suspended.", code="account_suspended")
     if caller.plan_code is None:
@@ -40,10 +44,21 @@ def admit(
         validate_translatable(request)
     except UnsupportedInput as error:
         raise InvalidRequest(error.message, code=error.code, param=error.param) from error
-    price = snapshot.price(model.pool)
+    return Admissible(model, snapshot.price(model.pool))
+
+
+def reserve(
+    *,
+    sessions: sessionmaker[Session],
+    settings: PortalSettings,
+    caller: Caller,
+    request: ChatCompletionRequest,
+    admissible: Admissible,
+) -> ChatJob:
+    """Take the credits; returns the job to enqueue. Runs in a worker thread."""
     job_id = uuid.uuid4().hex
-    _reserve(sessions, caller=caller, job_id=job_id, price=price, settings=settings)
-    return _job(job_id, caller, model, request, price)
+    _reserve(sessions, caller=caller, job_id=job_id, price=admissible.price, settings=settings)
+    return _job(job_id, caller, admissible.model, request, admissible.price)
 
 
 def _reserve(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal.exceptions import AuthenticationFailed, NotFound
@@ -32,6 +32,8 @@ class Caller:
     plan_code: str | None
     plan_tier: int
     suspended: bool
+    # The account's override if set (0 = unlimited), else the plan's limit.
+    requests_per_minute: int
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,15 @@ def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Ca
         _refuse(client_ip, "-")
     wanted = digest(raw_key)
     row = session.execute(
-        select(ApiKey.id, ApiKey.digest, Account.id, Account.suspended, Plan.code, Plan.tier)
+        select(
+            ApiKey.id,
+            ApiKey.digest,
+            Account.id,
+            Account.suspended,
+            Plan.code,
+            Plan.tier,
+            func.coalesce(Account.rpm_override, Plan.requests_per_minute, 0),
+        )
         .join(Account, Account.id == ApiKey.account_id)
         .outerjoin(Plan, Plan.id == Account.plan_id)
         .where(ApiKey.digest == wanted, ApiKey.deleted_at.is_(None))
@@ -89,9 +99,9 @@ def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Ca
     # The lookup is by digest; compare_digest keeps the final check constant-time.
     if row is None or not hmac.compare_digest(row[1], wanted):
         _refuse(client_ip, raw_key[:DISPLAY_CHARS])
-    key_id, _digest, account_id, suspended, plan_code, plan_tier = row
+    key_id, _digest, account_id, suspended, plan_code, plan_tier, rpm = row
     _touch(session, key_id)
-    return Caller(account_id, key_id, plan_code, plan_tier or 0, suspended)
+    return Caller(account_id, key_id, plan_code, plan_tier or 0, suspended, int(rpm))
 
 
 def _touch(session: Session, key_id: int) -> None:

@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Literal
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from portal import ratelimit
 from portal.catalog.service import ModelInfo
 from portal.deps import CallerDep, StateDep
 from portal.exceptions import NotFound
@@ -31,7 +32,8 @@ def _model(info: ModelInfo) -> ModelObject:
 
 
 @router.get("/models", summary="Models the caller's plan includes", responses=OPENAI_ERRORS)
-async def list_models(caller: CallerDep, state: StateDep) -> ModelList:
+async def list_models(request: Request, caller: CallerDep, state: StateDep) -> ModelList:
+    await ratelimit.peek(state.limiter, request, caller)
     snapshot = await anyio.to_thread.run_sync(state.catalog.current)
     return ModelList(data=[_model(m) for m in snapshot.plan_models(caller.plan_code)])
 
@@ -39,7 +41,10 @@ async def list_models(caller: CallerDep, state: StateDep) -> ModelList:
 @router.get(
     "/models/{model_id:path}", summary="One model of the caller's plan", responses=OPENAI_ERRORS
 )
-async def retrieve_model(model_id: str, caller: CallerDep, state: StateDep) -> ModelObject:
+async def retrieve_model(
+    model_id: str, request: Request, caller: CallerDep, state: StateDep
+) -> ModelObject:
+    await ratelimit.peek(state.limiter, request, caller)
     snapshot = await anyio.to_thread.run_sync(state.catalog.current)
     for info in snapshot.plan_models(caller.plan_code):
         if info.name == model_id:
