@@ -39,3 +39,7 @@ def hub_control(instance: str) -> str:
 
 def rate_window(account_id: int) -> str:
     return f"{PREFIX}:rate:{account_id}"
+
+
+def cloud_budget(day: str) -> str:
+    return f"{PREFIX}:cloud-budget:{day}"

@@ -117,3 +117,57 @@ if ARGV[4] == '1' then
 end
 return {1, limit - count, reset_ms()}
 """
+
+BUDGET_TAKE = """
+-- KEYS: day counter   ARGV: cap, ttl_s
+-- returns the new count, -1 when the cap is reached, -2 when the counter must be
+-- restored from the database first (Redis lost it)
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local used = tonumber(redis.call('GET', KEYS[1]))
+if used >= tonumber(ARGV[1]) then return -1 end
+return redis.call('INCR', KEYS[1])
+"""
+
+BUDGET_RESTORE = """
+-- KEYS: day counter   ARGV: persisted count, ttl_s
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2])) then return 1 end
+-- Someone restored or counted meanwhile: keep the larger of the two.
+local used = tonumber(redis.call('GET', KEYS[1]))
+if tonumber(ARGV[1]) > used then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') end
+return 0
+"""
+
+BUDGET_GIVE_BACK = """
+-- KEYS: day counter
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local used = tonumber(redis.call('GET', KEYS[1]))
+if used <= 0 then return 0 end
+return redis.call('DECR', KEYS[1])
+"""
+
+ROUTE_AND_ENQUEUE = """
+-- KEYS: local queue, cloud queue, job, budget counter, local wake, cloud wake
+-- ARGV: job id, local payload, local score, cloud payload, cloud score,
+--       backlog threshold, budget cap, failover allowed (1|0), job ttl_s
+-- Decides local or cloud, takes the budget unit and enqueues in one step, so a
+-- burst can overshoot neither the backlog threshold nor the cap.
+-- returns {pool, budget count or 0, backlog}; pool 'restore' when the counter is missing
+local backlog = redis.call('ZCARD', KEYS[1])
+local pool, payload, score, count = 'local', ARGV[2], ARGV[3], 0
+if ARGV[8] == '1' and backlog > tonumber(ARGV[6]) then
+  if redis.call('EXISTS', KEYS[4]) == 0 then return {'restore', 0, backlog} end
+  local used = tonumber(redis.call('GET', KEYS[4]))
+  if used < tonumber(ARGV[7]) then
+    count = redis.call('INCR', KEYS[4])
+    pool, payload, score = 'cloud', ARGV[4], ARGV[5]
+  end
+end
+local queue = pool == 'cloud' and KEYS[2] or KEYS[1]
+local wake = pool == 'cloud' and KEYS[6] or KEYS[5]
+redis.call('HSET', KEYS[3], 'payload', payload, 'score', score)
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[9]))
+redis.call('ZADD', queue, tonumber(score), ARGV[1])
+redis.call('LPUSH', wake, '1')
+redis.call('LTRIM', wake, 0, 63)
+return {pool, count, backlog}
+"""

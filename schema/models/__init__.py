@@ -3,13 +3,16 @@
 from schema.models.account import Account, Membership, User
 from schema.models.api_key import ApiKey
 from schema.models.catalog import CatalogModel, Plan, PlanModel, Price
+from schema.models.cloud import AdminAlert, CloudBudgetDay
 from schema.models.ledger import CreditEntry
 from schema.models.usage import UsageRecord
 
 __all__ = [
     "Account",
+    "AdminAlert",
     "ApiKey",
     "CatalogModel",
+    "CloudBudgetDay",
     "CreditEntry",
     "Membership",
     "Plan",
