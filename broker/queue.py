@@ -51,6 +51,7 @@ class JobQueue:
         self._finish = redis.register_script(scripts.FINISH)
         self._cancel = redis.register_script(scripts.CANCEL)
         self._reap = redis.register_script(scripts.REAP)
+        self._route = redis.register_script(scripts.ROUTE_AND_ENQUEUE)
 
     def score(self, job: ChatJob) -> int:
         return job.enqueued_at_ms - job.tier * self.settings.tier_head_start_ms
@@ -64,6 +65,49 @@ class JobQueue:
             pipe.lpush(keys.wake(job.pool), "1")
             pipe.ltrim(keys.wake(job.pool), 0, 63)
             await pipe.execute()
+
+    async def enqueue_routed(
+        self,
+        local: ChatJob,
+        cloud: ChatJob,
+        *,
+        backlog_threshold: int,
+        budget_cap: int,
+        failover_allowed: bool,
+    ) -> tuple[ChatJob, int] | None:
+        """Enqueue `cloud` if the local backlog is above the threshold and the budget has
+        room (taking a unit), else `local`. Returns the job enqueued and the budget count
+        it took (0 for local), or None when the budget counter must be restored first."""
+        assert local.id == cloud.id and cloud.budget_day is not None
+        result: Any = await self._route(
+            keys=[
+                keys.queue("local"),
+                keys.queue("cloud"),
+                keys.job(local.id),
+                keys.cloud_budget(cloud.budget_day),
+                keys.wake("local"),
+                keys.wake("cloud"),
+            ],
+            args=[
+                local.id,
+                local.model_dump_json(),
+                self.score(local),
+                cloud.model_dump_json(),
+                self.score(cloud),
+                backlog_threshold,
+                budget_cap,
+                "1" if failover_allowed else "0",
+                self.settings.job_ttl_s,
+            ],
+        )
+        pool, count = result[0].decode(), int(result[1])
+        if pool == "restore":
+            return None
+        return (
+            (cloud, count)
+            if pool == "cloud"
+            else (local.model_copy(update={"budget_day": None}), 0)
+        )
 
     async def backlog(self, pool: Pool) -> int:
         return int(await self.redis.zcard(keys.queue(pool)))

@@ -46,6 +46,17 @@ class JobEvents:
             self._pending.reverse()
         return self._pending.pop()
 
+    def ready(self) -> list[AnyEvent]:
+        """Every event already received, in order, without waiting.
+
+        A relay writes them out together: one socket write per batch, not per token.
+        """
+        ready = self._pending[::-1]
+        self._pending = []
+        while not self._queue.empty():
+            ready += decode_events(self._queue.get_nowait())
+        return ready
+
 
 class EventHub:
     def __init__(self, redis: Redis) -> None:

@@ -16,6 +16,13 @@ class PortalSettings(BaseSettings):
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     catalog_ttl_s: float = Field(default=5.0, ge=0)
     tier_head_start_ms: int = Field(default=10_000, ge=0)
+    # Overflow to cloud: a local request goes to its model's cloud fallback (or this
+    # default) when more than `failover_backlog` jobs wait for a local slot.
+    failover_enabled: bool = True
+    failover_backlog: int = Field(default=3, ge=0)
+    cloud_fallback_model: str = "qwen3.5:cloud"
+    cloud_daily_cap: int = Field(default=500, ge=0)
+    budget_timezone: str = "Asia/Kuwait"
 
     @property
     def topup_url(self) -> str:

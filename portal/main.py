@@ -9,11 +9,13 @@ import anyio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from broker.budget import CloudBudget
 from broker.connection import make_redis
 from broker.limits import RateLimiter
 from broker.queue import JobQueue, QueueSettings
 from broker.stream import EventHub
 from portal.catalog.service import Catalog
+from portal.chat.placement import Placement
 from portal.chat.relay import ChatRelay
 from portal.chat.router import router as chat_router
 from portal.config import PortalSettings, load_settings
@@ -21,7 +23,7 @@ from portal.exceptions import install_error_handlers
 from portal.models.router import router as models_router
 from portal.ratelimit import RateLimitHeaders
 from portal.state import AppState
-from schema import ledger
+from schema import cloud_budget, ledger
 from schema.db import make_engine, make_session_factory
 from schema.messages import Settlement
 
@@ -88,6 +90,21 @@ async def _build_state(settings: PortalSettings) -> AppState:
 
         await anyio.to_thread.run_sync(write)
 
+    async def load_persisted(day: str) -> int:
+        def read() -> int:
+            with sessions() as session:
+                return cloud_budget.persisted_used(session, day)
+
+        return await anyio.to_thread.run_sync(read)
+
+    relay = ChatRelay(hub, queue, settings, settle_now)
+    placement = Placement(
+        settings=settings,
+        sessions=sessions,
+        queue=queue,
+        budget=CloudBudget(redis, load_persisted),
+        relay=relay,
+    )
     return AppState(
         settings=settings,
         engine=engine,
@@ -96,6 +113,7 @@ async def _build_state(settings: PortalSettings) -> AppState:
         hub=hub,
         queue=queue,
         catalog=Catalog(sessions, settings.catalog_ttl_s),
-        relay=ChatRelay(hub, queue, settings, settle_now),
+        relay=relay,
         limiter=RateLimiter(redis),
+        placement=placement,
     )

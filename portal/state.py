@@ -12,6 +12,7 @@ from broker.limits import RateLimiter
 from broker.queue import JobQueue
 from broker.stream import EventHub
 from portal.catalog.service import Catalog
+from portal.chat.placement import Placement
 from portal.chat.relay import ChatRelay
 from portal.config import PortalSettings
 
@@ -27,3 +28,4 @@ class AppState:
     catalog: Catalog
     relay: ChatRelay
     limiter: RateLimiter
+    placement: Placement

@@ -35,6 +35,15 @@ class ChatJob(BaseModel):
     credits_reserved: int
     enqueued_at_ms: int
     request: ChatCompletionRequest
+    # What a success costs, when less than what was reserved (a request reserved at the
+    # cloud price in case it failed over, then served locally).
+    credits_price: int | None = None
+    # The cloud budget day this job took a unit from (given back if it fails upstream).
+    budget_day: str | None = None
+
+    @property
+    def price(self) -> int:
+        return self.credits_reserved if self.credits_price is None else self.credits_price
 
 
 class ToolCall(BaseModel):
@@ -137,7 +146,7 @@ class Settlement(BaseModel):
             model_served=job.model_served,
             pool=job.pool,
             credits_reserved=job.credits_reserved,
-            credits_charged=job.credits_reserved if charged else 0,
+            credits_charged=job.price if charged else 0,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             queue_wait_ms=queue_wait_ms,

@@ -32,6 +32,7 @@ from portal.exceptions import ServiceUnavailable
 from schema.messages import ChatJob, Delta, Done, Failed, Settlement, Started
 
 SettleNow = Callable[[Settlement], Awaitable[None]]
+Enqueue = Callable[[], Awaitable[ChatJob]]
 DISCONNECT_POLL_S = 0.25
 
 
@@ -64,11 +65,18 @@ class ChatRelay:
         self.settle_now = settle_now
         self._background: set[asyncio.Task[None]] = set()
 
-    async def respond(self, job: ChatJob, request: Request) -> Response:
+    async def respond(
+        self, job: ChatJob, request: Request, enqueue: Enqueue | None = None
+    ) -> Response:
+        """Subscribe to the job's channel, enqueue it, relay its events.
+
+        `enqueue` may place a variant of the job (a cloud failover); the job it returns
+        is the one relayed. By default the job is enqueued as it is.
+        """
         stack = contextlib.AsyncExitStack()
         try:
             events = await stack.enter_async_context(self.hub.subscribe(job.id))
-            await self.queue.enqueue(job)
+            job = await enqueue() if enqueue else await self._enqueue(job)
         except Exception as error:
             await stack.aclose()
             await self.settle_now(self._cancelled(job, code="queue_unavailable"))
@@ -81,6 +89,10 @@ class ChatRelay:
             return await self._stream(job, events, stack)
         async with stack:
             return await self._complete(job, events, request)
+
+    async def _enqueue(self, job: ChatJob) -> ChatJob:
+        await self.queue.enqueue(job)
+        return job
 
     async def _stream(
         self, job: ChatJob, events: JobEvents, stack: contextlib.AsyncExitStack

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import anyio
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 
 from portal import ratelimit
-from portal.chat.service import check, reserve
+from portal.chat.service import check
 from portal.deps import CallerDep, StateDep
 from portal.openapi import OPENAI_ERRORS
 from schema.openai import ChatCompletionRequest
@@ -18,19 +18,24 @@ router = APIRouter(prefix="/v1", tags=["OpenAI-compatible API"])
     responses={200: {"content": {"text/event-stream": {}}}, **OPENAI_ERRORS},
 )
 async def create_chat_completion(
-    body: ChatCompletionRequest, request: Request, caller: CallerDep, state: StateDep
+    body: ChatCompletionRequest,
+    request: Request,
+    caller: CallerDep,
+    state: StateDep,
+    x_resayil_failover: str | None = Header(
+        default=None,
+        description="`off` keeps this request on its local model even when the local "
+        "queue is backed up (it waits instead of overflowing to a cloud model).",
+    ),
 ) -> Response:
     admissible = await anyio.to_thread.run_sync(
         lambda: check(catalog=state.catalog, settings=state.settings, caller=caller, request=body)
     )
     await ratelimit.take(state.limiter, request, caller)
-    job = await anyio.to_thread.run_sync(
-        lambda: reserve(
-            sessions=state.sessions,
-            settings=state.settings,
-            caller=caller,
-            request=body,
-            admissible=admissible,
-        )
+    return await state.placement.run(
+        caller=caller,
+        body=body,
+        admissible=admissible,
+        request=request,
+        failover_header=x_resayil_failover,
     )
-    return await state.relay.respond(job, request)

@@ -24,6 +24,8 @@ class Admissible:
 
     model: ModelInfo
     price: int
+    fallback: ModelInfo | None = None  # the cloud model a local request may overflow to
+    fallback_price: int = 0
 
 
 def check(
@@ -44,7 +46,17 @@ def check(
         validate_translatable(request)
     except UnsupportedInput as error:
         raise InvalidRequest(error.message, code=error.code, param=error.param) from error
-    return Admissible(model, snapshot.price(model.pool))
+    fallback = None
+    if model.pool == "local":
+        fallback = snapshot.models.get(model.cloud_fallback or settings.cloud_fallback_model)
+    if fallback is not None and fallback.pool != "cloud":
+        fallback = None
+    return Admissible(
+        model,
+        snapshot.price(model.pool),
+        fallback,
+        snapshot.price("cloud") if fallback else 0,
+    )
 
 
 def reserve(
@@ -54,11 +66,30 @@ def reserve(
     caller: Caller,
     request: ChatCompletionRequest,
     admissible: Admissible,
+    price: int | None = None,
 ) -> ChatJob:
-    """Take the credits; returns the job to enqueue. Runs in a worker thread."""
+    """Take the credits (`price`, default the model's); returns the job to enqueue.
+    Runs in a worker thread."""
     job_id = uuid.uuid4().hex
-    _reserve(sessions, caller=caller, job_id=job_id, price=admissible.price, settings=settings)
-    return _job(job_id, caller, admissible.model, request, admissible.price)
+    reserved = admissible.price if price is None else price
+    _reserve(sessions, caller=caller, job_id=job_id, price=reserved, settings=settings)
+    job = _job(job_id, caller, admissible.model, request, reserved)
+    if reserved != admissible.price:
+        job = job.model_copy(update={"credits_price": admissible.price})
+    return job
+
+
+def cloud_variant(job: ChatJob, fallback: ModelInfo, price: int, budget_day: str) -> ChatJob:
+    """The same job, served by the cloud fallback instead."""
+    return job.model_copy(
+        update={
+            "model_served": fallback.name,
+            "upstream_model": fallback.upstream_name,
+            "pool": "cloud",
+            "credits_price": price,
+            "budget_day": budget_day,
+        }
+    )
 
 
 def _reserve(

@@ -126,6 +126,8 @@ def test_books_balance_after_mixed_outcomes(stack: Stack, client_for: ClientFor)
     attempt(LOCAL, "x [[sim:error=truncate]]")
     attempt("glm-4.7-flash", "hidden")  # never admitted
     attempt(LOCAL, "three", stream=True)  # -1
+    # Refunds are written by the settler, asynchronously: let the seven settle first.
+    assert len(stack.wait_usage(account.account_id, 7)) == 7
     attempt(CLOUD, "four")  # needs 2, has at most 2
     attempt(CLOUD, "five")  # 402 by now
     bad = httpx.post(

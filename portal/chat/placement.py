@@ -1,0 +1,161 @@
+"""Where a request runs: its local pool, or the cloud, within the daily cloud budget.
+
+Direct cloud requests take a budget unit before their credits. A local request whose
+pool is backed up may overflow to its cloud fallback: the decision, the budget unit and
+the enqueue are one atomic step in Redis (`JobQueue.enqueue_routed`). Such a request is
+reserved at the cloud price when the backlog is near the threshold (and refunded the
+difference when it is served locally after all), so it can pay for either.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anyio
+from fastapi import Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session, sessionmaker
+
+from broker.budget import BudgetDay, CloudBudget, budget_day
+from broker.queue import JobQueue
+from portal.chat.relay import ChatRelay
+from portal.chat.service import Admissible, cloud_variant, reserve
+from portal.config import PortalSettings
+from portal.exceptions import PaymentRequired, ServiceUnavailable
+from portal.keys.service import Caller
+from schema import cloud_budget
+from schema.messages import ChatJob
+from schema.openai import ChatCompletionRequest
+
+
+def failover_refused(header: str | None) -> bool:
+    """The caller's `x-resayil-failover` header says: stay local, wait if need be."""
+    return (header or "").strip().lower() in {"off", "false", "0", "no"}
+
+
+class Placement:
+    def __init__(
+        self,
+        *,
+        settings: PortalSettings,
+        sessions: sessionmaker[Session],
+        queue: JobQueue,
+        budget: CloudBudget,
+        relay: ChatRelay,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.queue = queue
+        self.budget = budget
+        self.relay = relay
+
+    def today(self) -> BudgetDay:
+        return budget_day(datetime.now(UTC), self.settings.budget_timezone)
+
+    async def run(
+        self,
+        *,
+        caller: Caller,
+        body: ChatCompletionRequest,
+        admissible: Admissible,
+        request: Request,
+        failover_header: str | None = None,
+    ) -> Response:
+        if admissible.model.pool == "cloud":
+            return await self._cloud(caller, body, admissible, request)
+        overflow = self.settings.failover_enabled and not failover_refused(failover_header)
+        if admissible.fallback and overflow:
+            return await self._overflowable(caller, body, admissible, request)
+        job = await self._reserve(caller, body, admissible)
+        return await self.relay.respond(job, request)
+
+    async def _cloud(
+        self, caller: Caller, body: ChatCompletionRequest, admissible: Admissible, request: Request
+    ) -> Response:
+        day = self.today()
+        count = await self.budget.take(day.day, self.settings.cloud_daily_cap)
+        if count is None:
+            raise self._exhausted(day)
+        try:
+            job = await self._reserve(caller, body, admissible)
+        except PaymentRequired:
+            await self.budget.give_back(day.day)
+            raise
+        await self._record_take(day.day, count)
+        return await self.relay.respond(job.model_copy(update={"budget_day": day.day}), request)
+
+    async def _overflowable(
+        self, caller: Caller, body: ChatCompletionRequest, admissible: Admissible, request: Request
+    ) -> Response:
+        assert admissible.fallback is not None
+        near = await self.queue.backlog("local") >= self.settings.failover_backlog
+        job: ChatJob | None = None
+        if near and admissible.fallback_price > admissible.price:
+            try:
+                job = await self._reserve(caller, body, admissible, admissible.fallback_price)
+            except PaymentRequired:
+                job = None  # cannot pay for the cloud: wait locally
+        can_overflow = job is not None or admissible.fallback_price <= admissible.price
+        if job is None:
+            job = await self._reserve(caller, body, admissible)
+        day = self.today()
+        cloud = cloud_variant(job, admissible.fallback, admissible.fallback_price, day.day)
+
+        async def enqueue() -> ChatJob:
+            for _ in range(2):
+                placed = await self.queue.enqueue_routed(
+                    job,
+                    cloud,
+                    backlog_threshold=self.settings.failover_backlog,
+                    budget_cap=self.settings.cloud_daily_cap,
+                    failover_allowed=can_overflow,
+                )
+                if placed is None:
+                    await self.budget.restore(day.day)
+                    continue
+                chosen, count = placed
+                if count:
+                    await self._record_take(day.day, count)
+                return chosen
+            raise RuntimeError("the cloud budget counter could not be restored")
+
+        return await self.relay.respond(job, request, enqueue)
+
+    async def _reserve(
+        self,
+        caller: Caller,
+        body: ChatCompletionRequest,
+        admissible: Admissible,
+        price: int | None = None,
+    ) -> ChatJob:
+        return await anyio.to_thread.run_sync(
+            lambda: reserve(
+                sessions=self.sessions,
+                settings=self.settings,
+                caller=caller,
+                request=body,
+                admissible=admissible,
+                price=price,
+            )
+        )
+
+    async def _record_take(self, day: str, count: int) -> None:
+        cap = self.settings.cloud_daily_cap
+
+        def write() -> None:
+            with self.sessions() as session, session.begin():
+                cloud_budget.persist_used(session, day=day, used=count)
+                kind = cloud_budget.alert_for(count, cap)
+                if kind is not None:
+                    message = f"Cloud budget for {day}: {count} of {cap} requests used."
+                    cloud_budget.record_alert(session, kind=kind, day=day, message=message)
+
+        await anyio.to_thread.run_sync(write)
+
+    def _exhausted(self, day: BudgetDay) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            "Today's cloud capacity is used up; cloud models are available again tomorrow "
+            f"({self.settings.budget_timezone}).",
+            code="cloud_budget_exhausted",
+            headers={"retry-after": str(day.seconds_left), "x-should-retry": "false"},
+        )
