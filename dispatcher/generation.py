@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from broker.budget import CloudBudget
 from broker.queue import Claimed, JobQueue
 from dispatcher.ollama_client import stream_chat
 from dispatcher.publisher import BatchPublisher, ClientCancelled, LeaseLost
@@ -42,6 +43,7 @@ async def run_job(
     upstream: Upstream,
     claimed: Claimed,
     cancelled: asyncio.Event,
+    budget: CloudBudget | None = None,
 ) -> None:
     """Stream the job, publish its events, and finish it with exactly one settlement."""
     job = claimed.job
@@ -86,7 +88,10 @@ async def run_job(
         queue_wait_ms=max(0, started_ms - job.enqueued_at_ms),
         duration_ms=now_ms() - started_ms,
     )
-    await queue.finish(claimed, encode_events([outcome.terminal]), settlement)
+    finished = await queue.finish(claimed, encode_events([outcome.terminal]), settlement)
+    if finished and budget is not None and job.budget_day and not outcome.charged:
+        # The cloud served nothing billable: the day's budget unit goes back.
+        await budget.give_back(job.budget_day)
 
 
 async def _generate(

@@ -15,12 +15,14 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.budget import CloudBudget
 from broker.queue import Claimed, JobQueue, QueueSettings
 from broker.settlements import SettlementStream
 from broker.stream import listen_for_cancels
 from dispatcher.config import DispatcherSettings
 from dispatcher.generation import Upstream, now_ms, run_job
 from dispatcher.settler import run_settler, settle_once
+from schema import cloud_budget
 from schema.messages import Pool
 
 log = logging.getLogger(__name__)
@@ -40,11 +42,19 @@ class Dispatcher:
             redis, QueueSettings(lease_ms=settings.lease_ms, max_attempts=settings.max_attempts)
         )
         self.settlements = SettlementStream(redis, consumer=f"dispatcher-{self.id}")
+        self.budget = CloudBudget(redis, self._persisted_budget)
         self.stopping = asyncio.Event()
         self._running: dict[str, tuple[Claimed, asyncio.Event]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # strong refs: the GC may drop bare tasks
         self._slot_freed = asyncio.Event()
         self._claims = 0
+
+    async def _persisted_budget(self, day: str) -> int:
+        def read() -> int:
+            with self.sessions() as session:
+                return cloud_budget.persisted_used(session, day)
+
+        return await asyncio.to_thread(read)
 
     def slots(self, pool: Pool) -> int:
         return self.settings.local_slots if pool == "local" else self.settings.cloud_slots
@@ -129,6 +139,7 @@ class Dispatcher:
                 upstream=self.upstream(claimed.job.pool),
                 claimed=claimed,
                 cancelled=cancelled,
+                budget=self.budget,
             ),
             name=f"job-{claimed.job.id}",
         )

@@ -97,13 +97,10 @@ async def _build_state(settings: PortalSettings) -> AppState:
 
         return await anyio.to_thread.run_sync(read)
 
-    relay = ChatRelay(hub, queue, settings, settle_now)
+    budget = CloudBudget(redis, load_persisted)
+    relay = ChatRelay(hub, queue, settings, settle_now, budget)
     placement = Placement(
-        settings=settings,
-        sessions=sessions,
-        queue=queue,
-        budget=CloudBudget(redis, load_persisted),
-        relay=relay,
+        settings=settings, sessions=sessions, queue=queue, budget=budget, relay=relay
     )
     return AppState(
         settings=settings,

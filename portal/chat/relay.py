@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
+from broker.budget import CloudBudget
 from broker.queue import JobQueue
 from broker.stream import EventHub, JobEvents
 from portal.chat.chunks import (
@@ -57,8 +58,14 @@ def failed_response(job: ChatJob, failed: Failed, waited_ms: int) -> JSONRespons
 
 class ChatRelay:
     def __init__(
-        self, hub: EventHub, queue: JobQueue, settings: PortalSettings, settle_now: SettleNow
+        self,
+        hub: EventHub,
+        queue: JobQueue,
+        settings: PortalSettings,
+        settle_now: SettleNow,
+        budget: CloudBudget | None = None,
     ) -> None:
+        self.budget = budget
         self.hub = hub
         self.queue = queue
         self.settings = settings
@@ -192,7 +199,9 @@ class ChatRelay:
 
     async def _cancel(self, job: ChatJob) -> None:
         """The client went away: dequeue the job, or tell its dispatcher to stop it."""
-        await self.queue.cancel(job, self._cancelled(job, code="client_cancelled"))
+        outcome = await self.queue.cancel(job, self._cancelled(job, code="client_cancelled"))
+        if outcome == "dequeued" and job.budget_day and self.budget is not None:
+            await self.budget.give_back(job.budget_day)
 
     @staticmethod
     def _cancelled(job: ChatJob, *, code: str) -> Settlement:
