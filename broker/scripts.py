@@ -154,7 +154,8 @@ ROUTE_AND_ENQUEUE = """
 -- returns {pool, budget count or 0, backlog}; pool 'restore' when the counter is missing
 local backlog = redis.call('ZCARD', KEYS[1])
 local pool, payload, score, count = 'local', ARGV[2], ARGV[3], 0
-if ARGV[8] == '1' and backlog > tonumber(ARGV[6]) then
+-- This request would be waiter number backlog + 1: past the threshold it overflows.
+if ARGV[8] == '1' and backlog + 1 > tonumber(ARGV[6]) then
   if redis.call('EXISTS', KEYS[4]) == 0 then return {'restore', 0, backlog} end
   local used = tonumber(redis.call('GET', KEYS[4]))
   if used < tonumber(ARGV[7]) then

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
+from redis.exceptions import ResponseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from broker.settlements import SettlementStream
@@ -39,7 +41,12 @@ async def run_settler(
             await settle_once(stream, sessions)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as error:
+            if isinstance(error, ResponseError) and "NOGROUP" in str(error):
+                # Redis restarted without its data: the stream and group are made anew.
+                with contextlib.suppress(Exception):
+                    await stream.ensure_group()
+                continue
             # Unacknowledged entries stay pending and are claimed again later.
             log.exception("settling failed; will retry")
             await asyncio.sleep(1)

@@ -17,7 +17,7 @@ class PortalSettings(BaseSettings):
     catalog_ttl_s: float = Field(default=5.0, ge=0)
     tier_head_start_ms: int = Field(default=10_000, ge=0)
     # Overflow to cloud: a local request goes to its model's cloud fallback (or this
-    # default) when more than `failover_backlog` jobs wait for a local slot.
+    # default) when it would be waiter number `failover_backlog` + 1 or later for a slot.
     failover_enabled: bool = True
     failover_backlog: int = Field(default=3, ge=0)
     cloud_fallback_model: str = "qwen3.5:cloud"

@@ -88,7 +88,8 @@ class Placement:
         self, caller: Caller, body: ChatCompletionRequest, admissible: Admissible, request: Request
     ) -> Response:
         assert admissible.fallback is not None
-        near = await self.queue.backlog("local") >= self.settings.failover_backlog
+        # One waiter short of overflowing: reserve the cloud price in case it does.
+        near = await self.queue.backlog("local") + 2 > self.settings.failover_backlog
         job: ChatJob | None = None
         if near and admissible.fallback_price > admissible.price:
             try:
