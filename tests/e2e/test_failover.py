@@ -1,0 +1,172 @@
+"""Overflow to the cloud when the local pool is backed up, within the daily budget."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+
+import httpx
+import redis
+from sqlalchemy import select
+
+from broker import keys
+from broker.budget import budget_day
+from schema.models import AdminAlert
+from tests.services import free_port
+from tests.stack import Account_, Stack, _wait_http
+
+LOCAL = "llama3.2:3b"
+SLOW = "[[sim:tokens=2000]] [[sim:delay_ms=5]]"
+
+
+def body(text: str, model: str = LOCAL, stream: bool = False) -> dict[str, object]:
+    return {"model": model, "messages": [{"role": "user", "content": text}], "stream": stream}
+
+
+def post(url: str, key: str, payload: dict[str, object], **headers: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/chat/completions",
+        json=payload,
+        headers={"Authorization": f"Bearer {key}", **headers},
+        timeout=60,
+    )
+
+
+@contextmanager
+def saturated(stack: Stack, key: str, slots: int = 4) -> Iterator[None]:
+    """Keep every local slot busy with slow streams until the block ends."""
+    with ExitStack() as streams:
+        client = streams.enter_context(httpx.Client(timeout=60))
+        # A dropped line iterator closes its response: keep them alive with the streams.
+        readers: list[Iterator[str]] = []
+        for _ in range(slots):
+            response = streams.enter_context(
+                client.stream(
+                    "POST",
+                    f"{stack.api_url}/v1/chat/completions",
+                    json=body(SLOW, stream=True),
+                    headers={"Authorization": f"Bearer {key}", "x-resayil-failover": "off"},
+                )
+            )
+            readers.append(response.iter_lines())
+            next(readers[-1])
+        deadline = time.monotonic() + 5
+        while stack.sim_stats()["active"] < slots and time.monotonic() < deadline:
+            time.sleep(0.02)
+        yield
+
+
+def local_backlog(stack: Stack) -> int:
+    with redis.Redis.from_url(stack.redis_url) as client:
+        return int(client.zcard(keys.queue("local")))
+
+
+def wait_backlog(stack: Stack, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while local_backlog(stack) < count:
+        assert time.monotonic() < deadline, f"backlog stayed at {local_backlog(stack)}"
+        time.sleep(0.01)
+
+
+def unlimited(stack: Stack, credits: int = 100) -> Account_:
+    account = stack.new_account(plan="pro", credits=credits)
+    with stack.session() as session, session.begin():
+        from schema.models import Account
+
+        session.get_one(Account, account.account_id).rpm_override = 0
+    return account
+
+
+def test_fourth_waiter_and_later_go_to_the_cloud(stack: Stack) -> None:
+    busy = unlimited(stack)
+    account = unlimited(stack)
+    # The pool is the outer block: its exit waits for the waiters, which need the slots
+    # that leaving `saturated` frees.
+    with (
+        concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool,
+        saturated(stack, busy.key),
+    ):
+        waiting = []
+        for i in range(3):
+            waiting.append(pool.submit(post, stack.api_url, account.key, body("wait")))
+            wait_backlog(stack, i + 1)
+        # The local pool is full and three wait: the next ones overflow and finish at once.
+        overflowed = [post(stack.api_url, account.key, body("hello")) for _ in range(2)]
+        opted_out = pool.submit(
+            post, stack.api_url, account.key, body("stay"), **{"x-resayil-failover": "off"}
+        )
+        wait_backlog(stack, 4)
+        for response in overflowed:
+            assert response.status_code == 200, response.text
+            assert response.headers["x-resayil-served-by"] == "cloud"
+            assert response.json()["model"] == "qwen3.5:cloud"
+        assert not any(f.done() for f in waiting)
+    for future in [*waiting, opted_out]:
+        response = future.result(timeout=60)
+        assert response.status_code == 200
+        assert response.headers["x-resayil-served-by"] == "local"
+        assert response.json()["model"] == LOCAL
+    rows = stack.wait_usage(account.account_id, 6)
+    charged = sorted((r.pool, r.model_served, r.credits_charged) for r in rows)
+    assert charged == [("cloud", "qwen3.5:cloud", 2)] * 2 + [("local", LOCAL, 1)] * 4
+    assert stack.balance(account.account_id) == 100 - 8 == stack.ledger_sum(account.account_id)
+
+
+def test_cloud_budget_cap_stops_cloud_and_failover(stack: Stack) -> None:
+    today = budget_day(datetime.now(UTC), "Asia/Kuwait")
+    with redis.Redis.from_url(stack.redis_url) as client:
+        used = int(client.get(keys.cloud_budget(today.day)) or 0)
+    port = free_port()
+    capped = stack._spawn(
+        "api-capped",
+        ["api", "--port", str(port)],
+        {**stack.env, "CLOUD_DAILY_CAP": str(used + 2)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{url}/healthz", "capped api", capped.popen, capped.log)
+        account = unlimited(stack)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+            responses = list(
+                pool.map(lambda _: post(url, account.key, body("hi", "qwen3.5:cloud")), range(6))
+            )
+        assert sorted(r.status_code for r in responses) == [200, 200, 503, 503, 503, 503]
+        for refused in (r for r in responses if r.status_code == 503):
+            assert refused.json()["error"]["code"] == "cloud_budget_exhausted"
+            assert int(refused.headers["retry-after"]) == pytest_approx(today.seconds_left)
+            assert refused.headers["x-should-retry"] == "false"
+        # With the budget spent, a backed-up local request waits locally instead.
+        busy = unlimited(stack)
+        with saturated(stack, busy.key):
+            for i in range(4):
+                stack_waiter = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+                stack_waiter.submit(post, url, account.key, body("wait"))
+                stack_waiter.shutdown(wait=False)
+                wait_backlog(stack, i + 1)
+        rows = stack.wait_usage(account.account_id, 6)
+        assert sorted(r.pool for r in rows) == [
+            "cloud",
+            "cloud",
+            "local",
+            "local",
+            "local",
+            "local",
+        ]
+        with stack.session() as session:
+            kinds = session.scalars(
+                select(AdminAlert.kind).where(AdminAlert.day == today.day)
+            ).all()
+        assert "cloud_budget_100" in kinds
+        assert stack.balance(account.account_id) == stack.ledger_sum(account.account_id)
+    finally:
+        capped.stop()
+        stack.processes.remove(capped)
+
+
+def pytest_approx(seconds: int) -> object:
+    import pytest
+
+    return pytest.approx(seconds, abs=5)
