@@ -43,3 +43,12 @@ def rate_window(account_id: int) -> str:
 
 def cloud_budget(day: str) -> str:
     return f"{PREFIX}:cloud-budget:{day}"
+
+
+def served_per_second(pool: str) -> str:
+    """Prefix of the per-second counters of finished jobs (the second is appended)."""
+    return f"{PREFIX}:served:{pool}:"
+
+
+def account_running(account_id: int) -> str:
+    return f"{PREFIX}:running:{account_id}"

@@ -52,6 +52,7 @@ class JobQueue:
         self._cancel = redis.register_script(scripts.CANCEL)
         self._reap = redis.register_script(scripts.REAP)
         self._route = redis.register_script(scripts.ROUTE_AND_ENQUEUE)
+        self._expire_waiting = redis.register_script(scripts.EXPIRE_WAITING)
 
     def score(self, job: ChatJob) -> int:
         return job.enqueued_at_ms - job.tier * self.settings.tier_head_start_ms
@@ -162,9 +163,30 @@ class JobQueue:
                 keys.SETTLEMENTS,
                 keys.wake(job.pool),
             ],
-            args=[job.id, claimed.claim_token, batch, settlement.model_dump_json()],
+            args=[
+                job.id,
+                claimed.claim_token,
+                batch,
+                settlement.model_dump_json(),
+                keys.served_per_second(job.pool),
+            ],
         )
         return bool(done)
+
+    async def expire_waiting(self, job: ChatJob, settlement: Settlement) -> bool:
+        """End a job that waited too long, if no dispatcher has claimed it yet."""
+        ended = await self._expire_waiting(
+            keys=[keys.queue(job.pool), keys.job(job.id), keys.SETTLEMENTS],
+            args=[job.id, settlement.model_dump_json()],
+        )
+        return bool(ended)
+
+    async def service_rate(self, pool: Pool, *, window_s: int = 60) -> float:
+        """Jobs finished per second over the last `window_s` seconds."""
+        now_s = int((await self.redis.time())[0])
+        names = [f"{keys.served_per_second(pool)}{now_s - i}" for i in range(1, window_s + 1)]
+        counts = await self.redis.mget(names)
+        return sum(int(c) for c in counts if c is not None) / window_s
 
     async def cancel(self, job: ChatJob, settlement: Settlement) -> CancelOutcome:
         outcome = await self._cancel(

@@ -42,7 +42,8 @@ return 1
 """
 
 FINISH = """
--- KEYS: inflight, job, channel, settlements, wake   ARGV: id, claim_token, batch, settlement
+-- KEYS: inflight, job, channel, settlements, wake
+-- ARGV: id, claim_token, batch, settlement, served-per-second key prefix
 if redis.call('HGET', KEYS[2], 'claim') ~= ARGV[2] then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
@@ -50,6 +51,31 @@ redis.call('XADD', KEYS[4], '*', 'settlement', ARGV[4])
 redis.call('PUBLISH', KEYS[3], ARGV[3])
 redis.call('LPUSH', KEYS[5], '1')
 redis.call('LTRIM', KEYS[5], 0, 63)
+-- Jobs finished per second (the observed service rate that Retry-After is computed from).
+local second = ARGV[5] .. redis.call('TIME')[1]
+redis.call('INCR', second)
+redis.call('EXPIRE', second, 120)
+return 1
+"""
+
+EXPIRE_WAITING = """
+-- KEYS: queue, job, settlements   ARGV: id, settlement
+-- Ends a job that waited too long, if it is still waiting: 1 ended, 0 it has started.
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('XADD', KEYS[3], '*', 'settlement', ARGV[2])
+return 1
+"""
+
+ACCOUNT_SLOT = """
+-- KEYS: the account's running set   ARGV: cap, job id, ttl_ms
+-- A per-account concurrency cap. Entries expire, so a crashed api leaks no slot.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
 

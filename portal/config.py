@@ -22,6 +22,10 @@ class PortalSettings(BaseSettings):
     failover_backlog: int = Field(default=3, ge=0)
     cloud_fallback_model: str = "qwen3.5:cloud"
     cloud_daily_cap: int = Field(default=500, ge=0)
+    # Backpressure: past these the API answers 503 (429 for the per-account cap).
+    max_queued_jobs: int = Field(default=1000, ge=1)
+    max_queue_wait_s: float = Field(default=300.0, gt=0)
+    max_concurrent_per_account: int = Field(default=0, ge=0)  # 0 = no cap
     budget_timezone: str = "Asia/Kuwait"
 
     @property

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from broker.budget import CloudBudget
+from broker.concurrency import AccountSlots
 from broker.connection import make_redis
 from broker.limits import RateLimiter
 from broker.queue import JobQueue, QueueSettings
@@ -100,7 +101,13 @@ async def _build_state(settings: PortalSettings) -> AppState:
     budget = CloudBudget(redis, load_persisted)
     relay = ChatRelay(hub, queue, settings, settle_now, budget)
     placement = Placement(
-        settings=settings, sessions=sessions, queue=queue, budget=budget, relay=relay
+        settings=settings,
+        sessions=sessions,
+        queue=queue,
+        budget=budget,
+        relay=relay,
+        # A slot outlives no request: the longest is its queue wait plus its generation.
+        slots=AccountSlots(redis, ttl_ms=int((settings.max_queue_wait_s + 600) * 1000)),
     )
     return AppState(
         settings=settings,

@@ -9,22 +9,26 @@ difference when it is served locally after all), so it can pay for either.
 
 from __future__ import annotations
 
+import math
+import uuid
 from datetime import UTC, datetime
 
 import anyio
 from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.background import BackgroundTask
 
 from broker.budget import BudgetDay, CloudBudget, budget_day
+from broker.concurrency import AccountSlots
 from broker.queue import JobQueue
 from portal.chat.relay import ChatRelay
 from portal.chat.service import Admissible, cloud_variant, reserve
 from portal.config import PortalSettings
-from portal.exceptions import PaymentRequired, ServiceUnavailable
+from portal.exceptions import PaymentRequired, RateLimited, ServiceUnavailable
 from portal.keys.service import Caller
 from schema import cloud_budget
-from schema.messages import ChatJob
+from schema.messages import ChatJob, Pool
 from schema.openai import ChatCompletionRequest
 
 
@@ -42,7 +46,9 @@ class Placement:
         queue: JobQueue,
         budget: CloudBudget,
         relay: ChatRelay,
+        slots: AccountSlots,
     ) -> None:
+        self.slots = slots
         self.settings = settings
         self.sessions = sessions
         self.queue = queue
@@ -61,6 +67,34 @@ class Placement:
         request: Request,
         failover_header: str | None = None,
     ) -> Response:
+        await self._refuse_when_full(admissible.model.pool)
+        cap = self.settings.max_concurrent_per_account
+        if cap <= 0:
+            return await self._place(caller, body, admissible, request, failover_header)
+        token = uuid.uuid4().hex
+        if not await self.slots.acquire(caller.account_id, token, cap):
+            raise RateLimited(
+                f"Too many concurrent requests: at most {cap} at a time for this account.",
+                code="too_many_concurrent_requests",
+                headers={"retry-after": "1"},
+            )
+        try:
+            response = await self._place(caller, body, admissible, request, failover_header)
+        except BaseException:
+            await self.slots.release(caller.account_id, token)
+            raise
+        # Released once the response is fully sent (entries also expire on their own).
+        response.background = BackgroundTask(self.slots.release, caller.account_id, token)
+        return response
+
+    async def _place(
+        self,
+        caller: Caller,
+        body: ChatCompletionRequest,
+        admissible: Admissible,
+        request: Request,
+        failover_header: str | None,
+    ) -> Response:
         if admissible.model.pool == "cloud":
             return await self._cloud(caller, body, admissible, request)
         overflow = self.settings.failover_enabled and not failover_refused(failover_header)
@@ -68,6 +102,21 @@ class Placement:
             return await self._overflowable(caller, body, admissible, request)
         job = await self._reserve(caller, body, admissible)
         return await self.relay.respond(job, request)
+
+    async def _refuse_when_full(self, pool: Pool) -> None:
+        waiting = await self.queue.backlog("local") + await self.queue.backlog("cloud")
+        if waiting < self.settings.max_queued_jobs:
+            return
+        rate = await self.queue.service_rate(pool)
+        wait_s = min(3600, math.ceil((waiting + 1) / rate)) if rate > 0 else 30
+        raise ServiceUnavailable(
+            f"The service is at capacity ({waiting} requests waiting). "
+            f"Please retry in about {wait_s} s.",
+            code="queue_full",
+            # The openai client honours Retry-After up to 60 s; past that it would retry
+            # on its own short backoff and deepen the overload, so it is told not to.
+            headers={"retry-after": str(wait_s), "x-should-retry": str(wait_s <= 60).lower()},
+        )
 
     async def _cloud(
         self, caller: Caller, body: ChatCompletionRequest, admissible: Admissible, request: Request

@@ -128,7 +128,12 @@ class ChatRelay:
         try:
             while True:
                 if event is None:
-                    yield b": queued\n\n"
+                    expired = await self._expire_if_waited_too_long(job)
+                    if expired is not None:
+                        finished = True
+                        yield sse_frame(error_payload(expired)).encode()
+                        return
+                    yield await self._heartbeat(job)
                 else:
                     # Everything already received goes out in one write: a fast model's
                     # batch costs one send, not one per token.
@@ -179,6 +184,9 @@ class ChatRelay:
                     await self._cancel(job)
                     return Response(status_code=499)
             if event is None:
+                expired = None if waited_ms else await self._expire_if_waited_too_long(job)
+                if expired is not None:
+                    return failed_response(job, expired, _now_ms() - job.enqueued_at_ms)
                 continue
             if isinstance(event, Started):
                 waited_ms = event.queue_wait_ms
@@ -189,6 +197,36 @@ class ChatRelay:
                 return JSONResponse(builder.build(event), headers=headers)
             else:
                 return failed_response(job, event, waited_ms or _now_ms() - job.enqueued_at_ms)
+
+    async def _heartbeat(self, job: ChatJob) -> bytes:
+        """An SSE comment for a request still waiting: its place in the queue."""
+        position = await self.queue.position(job)
+        return b": queued\n\n" if position is None else f": queued position={position}\n\n".encode()
+
+    async def _expire_if_waited_too_long(self, job: ChatJob) -> Failed | None:
+        """End a job still queued after `max_queue_wait_s`, refunded; None if it started."""
+        waited_ms = _now_ms() - job.enqueued_at_ms
+        if waited_ms < self.settings.max_queue_wait_s * 1000:
+            return None
+        settlement = Settlement.for_job(
+            job,
+            status="error",
+            charged=False,
+            finished_at_ms=_now_ms(),
+            error_code="queue_timeout",
+            queue_wait_ms=waited_ms,
+        )
+        if not await self.queue.expire_waiting(job, settlement):
+            return None  # a dispatcher took it meanwhile: its events are on their way
+        if job.budget_day and self.budget is not None:
+            await self.budget.give_back(job.budget_day)
+        return Failed(
+            status=503,
+            code="queue_timeout",
+            message=f"The request waited {waited_ms // 1000} s in the queue without a free "
+            "model slot and was not charged. Please retry later.",
+            retry_after_s=30,
+        )
 
     async def _end_stream(
         self, job: ChatJob, stack: contextlib.AsyncExitStack, *, cancel: bool
