@@ -22,6 +22,7 @@ from portal.chat.router import router as chat_router
 from portal.config import PortalSettings, load_settings
 from portal.exceptions import install_error_handlers
 from portal.models.router import router as models_router
+from portal.openapi import install_openapi
 from portal.ratelimit import RateLimitHeaders
 from portal.state import AppState
 from schema import cloud_budget, ledger
@@ -51,6 +52,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(RateLimitHeaders)
     app.include_router(chat_router)
     app.include_router(models_router)
@@ -64,7 +66,12 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             "openapi": "/openapi.json",
         }
 
-    @app.get("/healthz", tags=["Operations"], summary="Liveness and Redis reachability")
+    @app.get(
+        "/healthz",
+        tags=["Operations"],
+        summary="Liveness and Redis reachability",
+        responses={503: {"description": "Redis is unreachable"}},
+    )
     async def healthz() -> JSONResponse:
         state: AppState = app.state.resayil
         try:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Request, Response
 from portal import ratelimit
 from portal.chat.service import check
 from portal.deps import CallerDep, StateDep
-from portal.openapi import OPENAI_ERRORS
+from portal.openapi import CHAT_ERRORS, ChatCompletionOut
 from schema.openai import ChatCompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible API"])
@@ -15,7 +15,15 @@ router = APIRouter(prefix="/v1", tags=["OpenAI-compatible API"])
 @router.post(
     "/chat/completions",
     summary="Create a chat completion (OpenAI wire format; `stream: true` answers with SSE)",
-    responses={200: {"content": {"text/event-stream": {}}}, **OPENAI_ERRORS},
+    response_model=None,
+    responses={
+        200: {
+            "model": ChatCompletionOut,
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "The completion (JSON), or its chunks (SSE) when `stream` is true",
+        },
+        **CHAT_ERRORS,
+    },
 )
 async def create_chat_completion(
     body: ChatCompletionRequest,

@@ -10,7 +10,7 @@ from portal import ratelimit
 from portal.catalog.service import ModelInfo
 from portal.deps import CallerDep, StateDep
 from portal.exceptions import NotFound
-from portal.openapi import OPENAI_ERRORS
+from portal.openapi import AUTH_ERRORS, MODEL_ERRORS
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible API"])
 
@@ -31,7 +31,7 @@ def _model(info: ModelInfo) -> ModelObject:
     return ModelObject(id=info.name, created=info.created, owned_by=info.owned_by)
 
 
-@router.get("/models", summary="Models the caller's plan includes", responses=OPENAI_ERRORS)
+@router.get("/models", summary="Models the caller's plan includes", responses=AUTH_ERRORS)
 async def list_models(request: Request, caller: CallerDep, state: StateDep) -> ModelList:
     await ratelimit.peek(state.limiter, request, caller)
     snapshot = await anyio.to_thread.run_sync(state.catalog.current)
@@ -39,7 +39,7 @@ async def list_models(request: Request, caller: CallerDep, state: StateDep) -> M
 
 
 @router.get(
-    "/models/{model_id:path}", summary="One model of the caller's plan", responses=OPENAI_ERRORS
+    "/models/{model_id:path}", summary="One model of the caller's plan", responses=MODEL_ERRORS
 )
 async def retrieve_model(
     model_id: str, request: Request, caller: CallerDep, state: StateDep

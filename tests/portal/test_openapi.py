@@ -1,0 +1,39 @@
+"""The served OpenAPI schema describes what the API really answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal.config import PortalSettings
+from portal.main import create_app
+
+
+def schema() -> dict[str, Any]:
+    # Building the schema starts nothing: the lifespan (Redis, database) does not run.
+    return create_app(PortalSettings()).openapi()
+
+
+def test_no_422_is_advertised_because_validation_errors_are_400() -> None:
+    spec = schema()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert "422" not in operation["responses"], (method, path)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_chat_documents_its_body_errors_and_security() -> None:
+    chat = schema()["paths"]["/v1/chat/completions"]["post"]
+    body = chat["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/ChatCompletionRequest"}
+    assert set(chat["responses"]) == {"200", "400", "401", "402", "403", "404", "429", "502", "503"}
+    assert "text/event-stream" in chat["responses"]["200"]["content"]
+    assert chat["security"] == [{"HTTPBearer": []}]
+    error = chat["responses"]["402"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/ErrorResponse"}
+    assert [p["name"] for p in chat["parameters"]] == ["x-resayil-failover"]
+
+
+def test_models_routes_are_documented() -> None:
+    paths = schema()["paths"]
+    assert set(paths["/v1/models"]["get"]["responses"]) == {"200", "401"}
+    assert set(paths["/v1/models/{model_id}"]["get"]["responses"]) == {"200", "401", "404"}
