@@ -52,3 +52,7 @@ def served_per_second(pool: str) -> str:
 
 def account_running(account_id: int) -> str:
     return f"{PREFIX}:running:{account_id}"
+
+
+def virtual_clock(pool: str, account_id: int) -> str:
+    return f"{PREFIX}:vclock:{pool}:{account_id}"

@@ -3,7 +3,9 @@
 Order: lowest score first, where score = enqueue time minus a head start per tier.
 A higher tier jumps ahead of lower tiers' jobs enqueued up to `tier_head_start_ms`
 (per tier step) earlier, so a waiting Basic job is overtaken only for a bounded time:
-that is the aging that keeps Basic from being starved.
+that is the aging that keeps Basic from being starved. Within a tier, each account's
+jobs are spaced by `fair_share_ms` of virtual time (see scripts._FAIR_SCORE), so one
+account's burst cannot starve the others.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class QueueSettings:
     lease_ms: int = 5_000
     max_attempts: int = 3
     tier_head_start_ms: int = 10_000
+    # Virtual time one waiting job costs its account, for fairness within a tier.
+    fair_share_ms: int = 1_000
     job_ttl_s: int = 86_400
 
 
@@ -45,6 +49,7 @@ class JobQueue:
     def __init__(self, redis: Redis, settings: QueueSettings | None = None) -> None:
         self.redis = redis
         self.settings = settings or QueueSettings()
+        self._enqueue = redis.register_script(scripts.ENQUEUE)
         self._claim = redis.register_script(scripts.CLAIM)
         self._extend = redis.register_script(scripts.EXTEND)
         self._publish = redis.register_script(scripts.PUBLISH_OUTPUT)
@@ -54,18 +59,30 @@ class JobQueue:
         self._route = redis.register_script(scripts.ROUTE_AND_ENQUEUE)
         self._expire_waiting = redis.register_script(scripts.EXPIRE_WAITING)
 
+    def tier_offset(self, job: ChatJob) -> int:
+        return job.tier * self.settings.tier_head_start_ms
+
     def score(self, job: ChatJob) -> int:
-        return job.enqueued_at_ms - job.tier * self.settings.tier_head_start_ms
+        """The score of an account's first waiting job (later ones start later)."""
+        return job.enqueued_at_ms - self.tier_offset(job)
 
     async def enqueue(self, job: ChatJob) -> None:
-        job_key = keys.job(job.id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(job_key, mapping={"payload": job.model_dump_json(), "score": self.score(job)})
-            pipe.expire(job_key, self.settings.job_ttl_s)
-            pipe.zadd(keys.queue(job.pool), {job.id: self.score(job)})
-            pipe.lpush(keys.wake(job.pool), "1")
-            pipe.ltrim(keys.wake(job.pool), 0, 63)
-            await pipe.execute()
+        await self._enqueue(
+            keys=[
+                keys.queue(job.pool),
+                keys.job(job.id),
+                keys.wake(job.pool),
+                keys.virtual_clock(job.pool, job.account_id),
+            ],
+            args=[
+                job.id,
+                job.model_dump_json(),
+                job.enqueued_at_ms,
+                self.tier_offset(job),
+                self.settings.fair_share_ms,
+                self.settings.job_ttl_s,
+            ],
+        )
 
     async def enqueue_routed(
         self,
@@ -88,13 +105,16 @@ class JobQueue:
                 keys.cloud_budget(cloud.budget_day),
                 keys.wake("local"),
                 keys.wake("cloud"),
+                keys.virtual_clock("local", local.account_id),
+                keys.virtual_clock("cloud", local.account_id),
             ],
             args=[
                 local.id,
                 local.model_dump_json(),
-                self.score(local),
                 cloud.model_dump_json(),
-                self.score(cloud),
+                local.enqueued_at_ms,
+                self.tier_offset(local),
+                self.settings.fair_share_ms,
                 backlog_threshold,
                 budget_cap,
                 "1" if failover_allowed else "0",

@@ -171,30 +171,64 @@ if used <= 0 then return 0 end
 return redis.call('DECR', KEYS[1])
 """
 
-ROUTE_AND_ENQUEUE = """
--- KEYS: local queue, cloud queue, job, budget counter, local wake, cloud wake
--- ARGV: job id, local payload, local score, cloud payload, cloud score,
+_FAIR_SCORE = """
+-- Weighted fair queuing within a tier: each account has a virtual clock per pool that
+-- every enqueued job advances by `share` ms, so an account's k-th waiting job starts
+-- k * share later and a flooding account interleaves with others instead of going
+-- first with everything. The tier's head start is taken off the result.
+local function fair_score(vt_key, enqueued, offset, share)
+  local start = math.max(enqueued, tonumber(redis.call('GET', vt_key) or '0'))
+  redis.call('SET', vt_key, start + share, 'PX', 600000)
+  return start - offset
+end
+"""
+
+ENQUEUE = (
+    _FAIR_SCORE
+    + """
+-- KEYS: queue, job, wake, virtual clock   ARGV: id, payload, enqueued_ms, tier offset,
+--       share_ms, job ttl_s
+local score = fair_score(KEYS[4], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+redis.call('HSET', KEYS[2], 'payload', ARGV[2], 'score', score)
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
+redis.call('ZADD', KEYS[1], score, ARGV[1])
+redis.call('LPUSH', KEYS[3], '1')
+redis.call('LTRIM', KEYS[3], 0, 63)
+return score
+"""
+)
+
+ROUTE_AND_ENQUEUE = (
+    _FAIR_SCORE
+    + """
+-- KEYS: local queue, cloud queue, job, budget counter, local wake, cloud wake,
+--       local virtual clock, cloud virtual clock
+-- ARGV: job id, local payload, cloud payload, enqueued_ms, tier offset, share_ms,
 --       backlog threshold, budget cap, failover allowed (1|0), job ttl_s
 -- Decides local or cloud, takes the budget unit and enqueues in one step, so a
 -- burst can overshoot neither the backlog threshold nor the cap.
 -- returns {pool, budget count or 0, backlog}; pool 'restore' when the counter is missing
 local backlog = redis.call('ZCARD', KEYS[1])
-local pool, payload, score, count = 'local', ARGV[2], ARGV[3], 0
+local pool, payload, count = 'local', ARGV[2], 0
 -- This request would be waiter number backlog + 1: past the threshold it overflows.
-if ARGV[8] == '1' and backlog + 1 > tonumber(ARGV[6]) then
+if ARGV[9] == '1' and backlog + 1 > tonumber(ARGV[7]) then
   if redis.call('EXISTS', KEYS[4]) == 0 then return {'restore', 0, backlog} end
   local used = tonumber(redis.call('GET', KEYS[4]))
-  if used < tonumber(ARGV[7]) then
+  if used < tonumber(ARGV[8]) then
     count = redis.call('INCR', KEYS[4])
-    pool, payload, score = 'cloud', ARGV[4], ARGV[5]
+    pool, payload = 'cloud', ARGV[3]
   end
 end
-local queue = pool == 'cloud' and KEYS[2] or KEYS[1]
-local wake = pool == 'cloud' and KEYS[6] or KEYS[5]
+local cloud = pool == 'cloud'
+local queue = cloud and KEYS[2] or KEYS[1]
+local wake = cloud and KEYS[6] or KEYS[5]
+local clock = cloud and KEYS[8] or KEYS[7]
+local score = fair_score(clock, tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 redis.call('HSET', KEYS[3], 'payload', payload, 'score', score)
-redis.call('EXPIRE', KEYS[3], tonumber(ARGV[9]))
-redis.call('ZADD', queue, tonumber(score), ARGV[1])
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[10]))
+redis.call('ZADD', queue, score, ARGV[1])
 redis.call('LPUSH', wake, '1')
 redis.call('LTRIM', wake, 0, 63)
 return {pool, count, backlog}
 """
+)

@@ -16,6 +16,7 @@ class PortalSettings(BaseSettings):
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     catalog_ttl_s: float = Field(default=5.0, ge=0)
     tier_head_start_ms: int = Field(default=10_000, ge=0)
+    fair_share_ms: int = Field(default=1_000, ge=0)
     # Overflow to cloud: a local request goes to its model's cloud fallback (or this
     # default) when it would be waiter number `failover_backlog` + 1 or later for a slot.
     failover_enabled: bool = True

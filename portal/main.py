@@ -89,7 +89,12 @@ async def _build_state(settings: PortalSettings) -> AppState:
     redis = make_redis(settings.redis_url)
     hub = EventHub(redis)
     await hub.start()
-    queue = JobQueue(redis, QueueSettings(tier_head_start_ms=settings.tier_head_start_ms))
+    queue = JobQueue(
+        redis,
+        QueueSettings(
+            tier_head_start_ms=settings.tier_head_start_ms, fair_share_ms=settings.fair_share_ms
+        ),
+    )
 
     async def settle_now(settlement: Settlement) -> None:
         def write() -> None:

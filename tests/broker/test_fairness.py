@@ -1,0 +1,94 @@
+"""Priority between tiers, aging, and fairness between accounts of one tier."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from broker.connection import make_redis
+from broker.queue import JobQueue, QueueSettings
+from schema.messages import ChatJob
+from schema.openai import ChatCompletionRequest
+from tests.services import RedisServer, start_redis
+
+BASIC, PRO, ENTERPRISE = 1, 2, 3
+T0 = 1_800_000_000_000
+REQUEST = ChatCompletionRequest.model_validate(
+    {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}]}
+)
+
+
+@pytest.fixture(scope="module")
+def fair_redis() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def queue(fair_redis: RedisServer) -> AsyncIterator[JobQueue]:
+    client: Redis = make_redis(fair_redis.url)
+    await client.flushdb()
+    yield JobQueue(client, QueueSettings(tier_head_start_ms=10_000, fair_share_ms=1_000))
+    await client.aclose()
+
+
+def job(account: int, tier: int, at_ms: int) -> ChatJob:
+    return ChatJob(
+        id=f"{account}-{uuid.uuid4().hex[:8]}",
+        account_id=account,
+        api_key_id=1,
+        model_requested="llama3.2:3b",
+        model_served="llama3.2:3b",
+        upstream_model="llama3.2:3b",
+        pool="local",
+        tier=tier,
+        credits_reserved=1,
+        enqueued_at_ms=at_ms,
+        request=REQUEST,
+    )
+
+
+async def claim_order(queue: JobQueue, count: int) -> list[int]:
+    order = []
+    for i in range(count):
+        claimed = await queue.claim("local", slots=1000, now_ms=T0, token=f"t{i}")
+        assert claimed is not None
+        order.append(claimed.job.account_id)
+    return order
+
+
+async def test_higher_tiers_first(queue: JobQueue) -> None:
+    await queue.enqueue(job(1, BASIC, T0))
+    await queue.enqueue(job(2, PRO, T0 + 1))
+    await queue.enqueue(job(3, ENTERPRISE, T0 + 2))
+    assert await claim_order(queue, 3) == [3, 2, 1]
+
+
+async def test_one_accounts_burst_does_not_starve_its_tier(queue: JobQueue) -> None:
+    for i in range(10):
+        await queue.enqueue(job(1, PRO, T0 + i))
+    await queue.enqueue(job(2, PRO, T0 + 50))
+    await queue.enqueue(job(3, PRO, T0 + 60))
+    order = await claim_order(queue, 12)
+    # Accounts 2 and 3 go right after account 1's first job, not after all ten.
+    assert order[:3] == [1, 2, 3]
+    assert order[3:] == [1] * 9
+
+
+async def test_basic_is_served_under_sustained_enterprise_load(queue: JobQueue) -> None:
+    """Enterprise keeps arriving, one job a second from many accounts, yet the Basic
+    job starts once it has waited the two tiers' head start (20 s)."""
+    await queue.enqueue(job(1, BASIC, T0))
+    served_basic_at = None
+    for second in range(60):
+        await queue.enqueue(job(100 + second, ENTERPRISE, T0 + second * 1000))
+        claimed = await queue.claim("local", slots=1000, now_ms=T0, token=f"s{second}")
+        assert claimed is not None
+        if claimed.job.account_id == 1:
+            served_basic_at = second
+            break
+    assert served_basic_at is not None and 19 <= served_basic_at <= 21
