@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 MODEL = "llama3.2:3b"
+ANSWER_TOKENS = 32  # the simulator is configured for this; each token is one content chunk
 MESSAGES = [{"role": "user", "content": "hello there"}]
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -93,8 +94,8 @@ async def one_request(client: httpx.AsyncClient, target: Target) -> Sample:
                 if first is None:
                     first = time.perf_counter()
     ended = time.perf_counter()
-    if first is None:
-        raise RuntimeError("the stream carried no content")
+    if first is None or chunks != ANSWER_TOKENS:
+        raise RuntimeError(f"expected {ANSWER_TOKENS} content chunks, got {chunks}")
     return Sample(first - started, ended - started, chunks)
 
 

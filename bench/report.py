@@ -116,7 +116,8 @@ def table(figures: list[Figures], ratios: list[Ratio]) -> str:
         ratio = by_level.get(f.concurrency)
         if f.target == "gateway" and ratio is not None:
             lines.append(
-                f"{ratio.concurrency:>5}  {'ratio':<8} gateway/direct req/s {ratio.throughput_ratio:.1%}"
+                f"{ratio.concurrency:>5}  {'ratio':<8} "
+                f"gateway/direct req/s {ratio.throughput_ratio:.1%}"
                 f", ttft p50 {ratio.ttft_p50_delta_ms:+.2f} ms"
                 f", total p50 {ratio.total_p50_delta_ms:+.2f} ms"
             )

@@ -10,16 +10,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from schema.models import UsageRecord
+from bench.load import ANSWER_TOKENS
+from schema.db import make_engine
+from schema.migrate import upgrade
+from schema.models import Plan, UsageRecord
 from tests.services import start_postgres, start_redis
 from tests.stack import Process, Stack
 
 SETTLE_TIMEOUT_S = 30.0
+BENCH_RATE_LIMIT = 10_000_000  # requests per minute, per account
 # The test stack pins settings that make tests fast to observe (a catalog re-read on
 # every request, short leases); the bench runs the product's defaults instead.
 PRODUCT_DEFAULTS = {"CATALOG_TTL_S": "5", "LEASE_MS": "5000"}
+# Failover to the cloud fallback stays in the path (backlog check, routed enqueue) but
+# never fires: "cloud" is the same simulator here, and overflowing would blur what is
+# measured and spend the day's cloud budget part-way through the run.
+NO_FAILOVER = {"FAILOVER_BACKLOG": "1000000"}
 
 
 @dataclass
@@ -34,7 +42,7 @@ class BenchStack(Stack):
 
 @contextlib.contextmanager
 def running_stack(
-    *, local_slots: int, sim_parallel: int, logs: Path | None = None
+    *, local_slots: int, sim_parallel: int, failover: bool = False, logs: Path | None = None
 ) -> Iterator[Stack]:
     """One simulator, one api and one dispatcher against a fresh Redis and PostgreSQL."""
     with (
@@ -43,14 +51,33 @@ def running_stack(
         start_redis() as redis,
     ):
         stack = BenchStack(
-            database_url=postgres.url, redis_url=redis.url, workdir=logs or Path(workdir)
+            database_url=postgres.url,
+            redis_url=redis.url,
+            workdir=logs or Path(workdir),
+            overrides=PRODUCT_DEFAULTS | ({} if failover else NO_FAILOVER),
         )
         try:
+            lift_rate_limits(postgres.url)
             stack.start(local_slots=local_slots)
-            stack.sim_config(token_delay_ms=0, tokens=32, num_parallel=sim_parallel)
+            stack.sim_config(token_delay_ms=0, tokens=ANSWER_TOKENS, num_parallel=sim_parallel)
             yield stack
         finally:
             stack.stop()
+
+
+def lift_rate_limits(database_url: str) -> None:
+    """Raise every plan's limit far above what the bench sends, before the api starts.
+
+    The limiter stays in the path (its Redis script is part of the gateway's cost);
+    only its verdict must not turn the bench's thousands of requests into 429s.
+    """
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(update(Plan).values(requests_per_minute=BENCH_RATE_LIMIT))
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -58,6 +85,7 @@ class Books:
     sent: int
     usage_rows: int
     ok_rows: int
+    cloud_rows: int  # local requests that overflowed to the cloud fallback
     charged: int
     balance: int
     ledger_sum: int
@@ -77,33 +105,34 @@ class Books:
         return self.lost == 0 and self.balanced
 
 
-def _usage_totals(stack: Stack, account_id: int) -> tuple[int, int, int]:
+def _usage_totals(stack: Stack, account_id: int) -> tuple[int, int, int, int]:
+    """Usage rows: all, ok, served by the cloud pool, and the credits they charged."""
     with stack.session() as session:
         row = session.execute(
             select(
                 func.count(UsageRecord.id),
                 func.count(UsageRecord.id).filter(UsageRecord.status == "ok"),
+                func.count(UsageRecord.id).filter(UsageRecord.pool == "cloud"),
                 func.coalesce(func.sum(UsageRecord.credits_charged), 0),
             ).where(UsageRecord.account_id == account_id)
         ).one()
-    return int(row[0]), int(row[1]), int(row[2])
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
 def check_books(stack: Stack, *, account_id: int, sent: int, initial: int) -> Books:
     """Wait for settlement of `sent` requests, then compare usage rows and the ledger."""
     started = time.monotonic()
     deadline = started + SETTLE_TIMEOUT_S
-    rows, ok, charged = _usage_totals(stack, account_id)
-    while rows < sent and time.monotonic() < deadline:
+    while _usage_totals(stack, account_id)[0] < sent and time.monotonic() < deadline:
         time.sleep(0.05)
-        rows, ok, charged = _usage_totals(stack, account_id)
     waited = time.monotonic() - started
     time.sleep(0.2)  # a duplicate would arrive now, if settlement were not exactly-once
-    rows, ok, charged = _usage_totals(stack, account_id)
+    rows, ok, cloud, charged = _usage_totals(stack, account_id)
     return Books(
         sent=sent,
         usage_rows=rows,
         ok_rows=ok,
+        cloud_rows=cloud,
         charged=charged,
         balance=stack.balance(account_id),
         ledger_sum=stack.ledger_sum(account_id),
