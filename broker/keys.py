@@ -56,3 +56,8 @@ def account_running(account_id: int) -> str:
 
 def virtual_clock(pool: str, account_id: int) -> str:
     return f"{PREFIX}:vclock:{pool}:{account_id}"
+
+
+def slots(pool: str) -> str:
+    """The pool's slot count, as the dispatchers are configured."""
+    return f"{PREFIX}:slots:{pool}"

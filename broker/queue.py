@@ -58,6 +58,7 @@ class JobQueue:
         self._reap = redis.register_script(scripts.REAP)
         self._route = redis.register_script(scripts.ROUTE_AND_ENQUEUE)
         self._expire_waiting = redis.register_script(scripts.EXPIRE_WAITING)
+        self._backlog = redis.register_script(scripts.BACKLOG)
 
     def tier_offset(self, job: ChatJob) -> int:
         return job.tier * self.settings.tier_head_start_ms
@@ -107,6 +108,8 @@ class JobQueue:
                 keys.wake("cloud"),
                 keys.virtual_clock("local", local.account_id),
                 keys.virtual_clock("cloud", local.account_id),
+                keys.inflight("local"),
+                keys.slots("local"),
             ],
             args=[
                 local.id,
@@ -131,7 +134,19 @@ class JobQueue:
         )
 
     async def backlog(self, pool: Pool) -> int:
+        """Jobs waiting for a slot: queued beyond the pool's free slots."""
+        result: Any = await self._backlog(
+            keys=[keys.queue(pool), keys.inflight(pool), keys.slots(pool)]
+        )
+        return int(result)
+
+    async def queued(self, pool: Pool) -> int:
+        """Every job in the pool's queue, claimed soon or not."""
         return int(await self.redis.zcard(keys.queue(pool)))
+
+    async def announce_slots(self, pool: Pool, slots: int) -> None:
+        """A dispatcher says how many slots the pool has (all must agree)."""
+        await self.redis.set(keys.slots(pool), slots)
 
     async def running(self, pool: Pool) -> int:
         return int(await self.redis.zcard(keys.inflight(pool)))

@@ -198,17 +198,36 @@ return score
 """
 )
 
+_WAITING_FOR_SLOT = """
+-- Jobs waiting for a slot: the queued ones beyond the pool's free slots. A job that
+-- a free slot is about to take is not backlog, whatever ZCARD says.
+local function waiting_for_slot(queue, inflight, slots_key)
+  local slots = tonumber(redis.call('GET', slots_key) or '0')
+  local free = math.max(0, slots - redis.call('ZCARD', inflight))
+  return math.max(0, redis.call('ZCARD', queue) - free)
+end
+"""
+
+BACKLOG = (
+    _WAITING_FOR_SLOT
+    + """
+-- KEYS: queue, inflight, slots
+return waiting_for_slot(KEYS[1], KEYS[2], KEYS[3])
+"""
+)
+
 ROUTE_AND_ENQUEUE = (
     _FAIR_SCORE
+    + _WAITING_FOR_SLOT
     + """
 -- KEYS: local queue, cloud queue, job, budget counter, local wake, cloud wake,
---       local virtual clock, cloud virtual clock
+--       local virtual clock, cloud virtual clock, local inflight, local slots
 -- ARGV: job id, local payload, cloud payload, enqueued_ms, tier offset, share_ms,
 --       backlog threshold, budget cap, failover allowed (1|0), job ttl_s
 -- Decides local or cloud, takes the budget unit and enqueues in one step, so a
 -- burst can overshoot neither the backlog threshold nor the cap.
 -- returns {pool, budget count or 0, backlog}; pool 'restore' when the counter is missing
-local backlog = redis.call('ZCARD', KEYS[1])
+local backlog = waiting_for_slot(KEYS[1], KEYS[9], KEYS[10])
 local pool, payload, count = 'local', ARGV[2], 0
 -- This request would be waiter number backlog + 1: past the threshold it overflows.
 if ARGV[9] == '1' and backlog + 1 > tonumber(ARGV[7]) then

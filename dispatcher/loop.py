@@ -82,13 +82,13 @@ class Dispatcher:
                 asyncio.create_task(self._keep_leases()),
                 asyncio.create_task(self._reap_expired()),
             ]
+            for pool in POOLS:
+                await self.queue.announce_slots(pool, self.slots(pool))
             pools = [asyncio.create_task(self._poll(pool, client)) for pool in POOLS]
             await self.stopping.wait()
             await asyncio.gather(*pools, return_exceptions=True)
             await self._drain()
-            for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await _cancel_until_done(helpers)
             # The settler finishes its current batch and stops; then what the drained jobs
             # produced is written too, so a clean stop leaves nothing pending.
             await asyncio.gather(settler, return_exceptions=True)
@@ -185,3 +185,18 @@ class Dispatcher:
         with contextlib.suppress(Exception):
             while await settle_once(self.settlements, self.sessions, block_ms=50):
                 pass
+
+
+async def _cancel_until_done(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel, and cancel again, until every task has ended.
+
+    On Python 3.11, redis-py's `asyncio.wait_for` around a socket write swallows a
+    cancellation that lands just as the write completes (CPython gh-86296); a helper
+    loop that missed its cancel would run on and the shutdown would never finish.
+    """
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=0.1)
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -104,7 +104,7 @@ class Placement:
         return await self.relay.respond(job, request)
 
     async def _refuse_when_full(self, pool: Pool) -> None:
-        waiting = await self.queue.backlog("local") + await self.queue.backlog("cloud")
+        waiting = await self.queue.queued("local") + await self.queue.queued("cloud")
         if waiting < self.settings.max_queued_jobs:
             return
         rate = await self.queue.service_rate(pool)

@@ -200,3 +200,25 @@ def test_budget_day_is_in_the_configured_zone() -> None:
     kuwait = budget_day(late, "Asia/Kuwait")
     assert kuwait.day == "2026-11-25" and kuwait.seconds_left == int(23.5 * 3600)
     assert budget_day(late, "UTC").day == "2026-11-24"
+
+
+async def test_jobs_a_free_slot_will_take_are_not_backlog(redis: Redis) -> None:
+    queue = JobQueue(redis)
+    await CloudBudget(redis, in_memory_loader({})).restore(DAY)
+    await queue.announce_slots("local", 4)
+    for _ in range(3):  # queued, but four slots are free: nobody waits
+        await queue.enqueue(job())
+    assert (await queue.queued("local"), await queue.backlog("local")) == (3, 0)
+    for _ in range(4):
+        local = job()
+        placed = await queue.enqueue_routed(
+            local, cloud_of(local), backlog_threshold=3, budget_cap=500, failover_allowed=True
+        )
+        assert placed is not None and placed[0].pool == "local"
+    # Seven queued, four of them about to run: three wait, so the next one overflows.
+    assert await queue.backlog("local") == 3
+    local = job()
+    placed = await queue.enqueue_routed(
+        local, cloud_of(local), backlog_threshold=3, budget_cap=500, failover_allowed=True
+    )
+    assert placed is not None and placed[0].pool == "cloud"
