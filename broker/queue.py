@@ -11,7 +11,7 @@ account's burst cannot starve the others.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 
@@ -156,14 +156,21 @@ class JobQueue:
         return None if rank is None else int(rank) + 1
 
     async def claim(self, pool: Pool, *, slots: int, now_ms: int, token: str) -> Claimed | None:
-        result = await self._claim(
+        claimed = await self.claim_many(pool, slots=slots, now_ms=now_ms, tokens=[token])
+        return claimed[0] if claimed else None
+
+    async def claim_many(
+        self, pool: Pool, *, slots: int, now_ms: int, tokens: list[str]
+    ) -> list[Claimed]:
+        """Up to one job per claim token, in priority order, within the pool's slots."""
+        result: Any = await self._claim(
             keys=[keys.queue(pool), keys.inflight(pool)],
-            args=[slots, now_ms, self.settings.lease_ms, token, keys.job_prefix()],
+            args=[slots, now_ms, self.settings.lease_ms, keys.job_prefix(), *tokens],
         )
-        if not result:
-            return None
-        _id, payload, attempts = cast(list[Any], result)
-        return Claimed(ChatJob.model_validate_json(payload), token, int(attempts))
+        return [
+            Claimed(ChatJob.model_validate_json(result[i + 1]), tokens[i // 3], int(result[i + 2]))
+            for i in range(0, len(result), 3)
+        ]
 
     async def wait_for_work(self, pool: Pool, timeout_s: float) -> None:
         await self.redis.blpop([keys.wake(pool)], timeout=timeout_s)

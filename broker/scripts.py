@@ -7,21 +7,29 @@ so a dispatcher that lost its lease can no longer publish or finish.
 """
 
 CLAIM = """
--- KEYS: queue, inflight   ARGV: slots, now_ms, lease_ms, claim_token, job_key_prefix
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then return nil end
-while true do
+-- KEYS: queue, inflight   ARGV: slots, now_ms, lease_ms, job_key_prefix, claim tokens...
+-- Claims up to one job per token while the pool has free slots; returns a flat list
+-- {id, payload, attempts, id, payload, attempts, ...}.
+local claimed = {}
+local token = 5
+while ARGV[token] do
+  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then break end
   local popped = redis.call('ZPOPMIN', KEYS[1])
-  if #popped == 0 then return nil end
+  if #popped == 0 then break end
   local id = popped[1]
-  local job_key = ARGV[5] .. id
+  local job_key = ARGV[4] .. id
   local payload = redis.call('HGET', job_key, 'payload')
   if payload then
     redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]), id)
-    redis.call('HSET', job_key, 'claim', ARGV[4])
+    redis.call('HSET', job_key, 'claim', ARGV[token])
     local attempts = redis.call('HINCRBY', job_key, 'attempts', 1)
-    return {id, payload, attempts}
+    table.insert(claimed, id)
+    table.insert(claimed, payload)
+    table.insert(claimed, attempts)
+    token = token + 1
   end
 end
+return claimed
 """
 
 EXTEND = """

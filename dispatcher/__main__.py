@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 
+import uvloop
+
 from broker.connection import make_redis
 from dispatcher.config import DispatcherSettings, load_settings
 from dispatcher.loop import Dispatcher
@@ -28,7 +30,7 @@ async def serve(settings: DispatcherSettings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(load_settings()))
+    uvloop.run(serve(load_settings()))
 
 
 if __name__ == "__main__":

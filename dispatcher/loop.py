@@ -109,18 +109,23 @@ class Dispatcher:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            free = self.slots(pool) - self._local_count(pool)
             try:
-                claimed = await self.queue.claim(
-                    pool, slots=self.slots(pool), now_ms=now_ms(), token=self._token()
+                claimed = await self.queue.claim_many(
+                    pool,
+                    slots=self.slots(pool),
+                    now_ms=now_ms(),
+                    tokens=[self._token() for _ in range(free)],
                 )
             except Exception:
                 log.exception("claiming from %s failed", pool)
                 await asyncio.sleep(0.5)
                 continue
-            if claimed is None:
+            if not claimed:
                 await self.queue.wait_for_work(pool, timeout_s=0.25)
                 continue
-            self._start(claimed, client)
+            for job in claimed:
+                self._start(job, client)
 
     def _token(self) -> str:
         self._claims += 1

@@ -49,11 +49,23 @@ async def stream_chat(
                 model = client_model or str(payload.get("model", ""))
                 yield _failure_for_status(response.status_code, body, response.headers, model)
                 return
+            last: list[Event] = []
             async for line in response.aiter_lines():
-                for event in reader.feed(line):
-                    yield event
                 if reader.finished:
-                    return
+                    continue  # whatever follows the end is not part of the answer
+                events = reader.feed(line)
+                if reader.finished:
+                    # Read on to the end of the body before handing out the last events:
+                    # a caller that stops at `Done` would otherwise close the response
+                    # early, and httpx would drop the connection instead of reusing it.
+                    last.extend(events)
+                    continue
+                for event in events:
+                    yield event
+            if last:
+                for event in last:
+                    yield event
+                return
     except httpx.RequestError:  # transport failures, timeouts, undecodable bodies
         yield Failed(
             status=503,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -77,6 +77,47 @@ def reserve(session: Session, *, account_id: int, request_id: str, price: int) -
         ).scalar_one()
         raise InsufficientCredits(current, price)
     return balance
+
+
+def reserve_in_one_statement(
+    connection: Connection, *, account_id: int, request_id: str, price: int
+) -> int:
+    """`reserve` as one PostgreSQL statement on an autocommit connection.
+
+    The account row stays locked only while the statement runs, not across round
+    trips to the client, so concurrent requests of one account do not queue behind
+    each other's commits. Raises InsufficientCredits.
+    """
+    moved = (
+        update(Account)
+        .where(Account.id == account_id, Account.credit_balance >= price)
+        .values(credit_balance=Account.credit_balance - price)
+        .returning(Account.id, Account.credit_balance)
+        .cte("moved")
+    )
+    entry = (
+        insert(CreditEntry)
+        .from_select(
+            ["account_id", "amount", "balance_after", "kind", "request_id", "reason", "created_at"],
+            select(
+                moved.c.id,
+                literal(-price),
+                moved.c.credit_balance,
+                literal("reserve"),
+                literal(request_id),
+                literal("request admitted"),
+                func.now(),
+            ),
+        )
+        .returning(CreditEntry.balance_after)
+    )
+    balance = connection.execute(entry).scalar_one_or_none()
+    if balance is None:
+        current = connection.execute(
+            select(Account.credit_balance).where(Account.id == account_id)
+        ).scalar_one()
+        raise InsufficientCredits(current, price)
+    return int(balance)
 
 
 def grant(session: Session, *, account_id: int, amount: int, kind: str, reason: str) -> int:

@@ -100,9 +100,18 @@ def _reserve(
     price: int,
     settings: PortalSettings,
 ) -> None:
+    engine = sessions.kw["bind"]
     try:
-        with sessions() as session, session.begin():
-            ledger.reserve(session, account_id=caller.account_id, request_id=job_id, price=price)
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                ledger.reserve_in_one_statement(
+                    connection, account_id=caller.account_id, request_id=job_id, price=price
+                )
+        else:
+            with sessions() as session, session.begin():
+                ledger.reserve(
+                    session, account_id=caller.account_id, request_id=job_id, price=price
+                )
     except ledger.InsufficientCredits as error:
         raise PaymentRequired(
             f"You have {error.balance} credits left and this request costs {error.price}. "

@@ -91,6 +91,7 @@ def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Ca
             Plan.code,
             Plan.tier,
             func.coalesce(Account.rpm_override, Plan.requests_per_minute, 0),
+            ApiKey.last_used_at,
         )
         .join(Account, Account.id == ApiKey.account_id)
         .outerjoin(Plan, Plan.id == Account.plan_id)
@@ -99,9 +100,15 @@ def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Ca
     # The lookup is by digest; compare_digest keeps the final check constant-time.
     if row is None or not hmac.compare_digest(row[1], wanted):
         _refuse(client_ip, raw_key[:DISPLAY_CHARS])
-    key_id, _digest, account_id, suspended, plan_code, plan_tier, rpm = row
-    _touch(session, key_id)
+    key_id, _digest, account_id, suspended, plan_code, plan_tier, rpm, last_used = row
+    if last_used is None or _as_utc(last_used) < datetime.now(UTC) - LAST_USED_RESOLUTION:
+        _touch(session, key_id)
     return Caller(account_id, key_id, plan_code, plan_tier or 0, suspended, int(rpm))
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite hands timezone-aware columns back naive (in UTC).
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _touch(session: Session, key_id: int) -> None:
