@@ -9,6 +9,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from broker.auth_cache import AuthCache
 from broker.budget import CloudBudget
 from broker.concurrency import AccountSlots
 from broker.connection import make_redis
@@ -132,4 +133,5 @@ async def _build_state(settings: PortalSettings) -> AppState:
         relay=relay,
         limiter=RateLimiter(redis),
         placement=placement,
+        auth_cache=AuthCache(redis),
     )

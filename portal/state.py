@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.auth_cache import AuthCache
 from broker.limits import RateLimiter
 from broker.queue import JobQueue
 from broker.stream import EventHub
@@ -29,3 +30,4 @@ class AppState:
     relay: ChatRelay
     limiter: RateLimiter
     placement: Placement
+    auth_cache: AuthCache

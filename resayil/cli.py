@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import click
+from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from portal.config import load_settings
@@ -19,6 +20,8 @@ def emit(payload: dict[str, Any]) -> None:
 
 def fail(error: Exception) -> None:
     code = error.code if isinstance(error, GatewayError) else "error"
+    if isinstance(error, RedisError):
+        code, error = "redis_unavailable", Exception(f"Redis is unreachable: {error}")
     click.echo(json.dumps({"error": {"code": code, "message": str(error)}}), err=True)
     sys.exit(1)
 
@@ -32,6 +35,12 @@ def with_session(work: Any) -> Any:
             return work(session)
     finally:
         engine.dispose()
+
+
+def sync_redis() -> Any:
+    from redis import Redis
+
+    return Redis.from_url(load_settings().redis_url)
 
 
 @click.group()
@@ -128,6 +137,32 @@ def keys_create(email: str, label: str) -> None:
         fail(error)
 
 
+@keys.command("delete")
+@click.option("--email", required=True, help="the account owner's email")
+@click.option("--id", "key_id", type=int, required=True, help="the key's id")
+def keys_delete(email: str, key_id: int) -> None:
+    """Delete one of the account's keys; it fails on its very next request."""
+    from broker.auth_cache import revoke_key
+    from portal.accounts.service import owned_account
+    from portal.keys.service import delete_key
+
+    def work(session: Session) -> dict[str, Any]:
+        _user_id, account_id = owned_account(session, email=email)
+        with sync_redis() as redis:
+            delete_key(
+                session,
+                account_id=account_id,
+                key_id=key_id,
+                revoke=lambda digest: revoke_key(redis, digest),
+            )
+        return {"id": key_id, "deleted": True}
+
+    try:
+        emit(with_session(work))
+    except (GatewayError, RedisError) as error:
+        fail(error)  # nothing changed: the database transaction was rolled back
+
+
 @main.group()
 def credits() -> None:
     """Credit balances."""
@@ -170,16 +205,19 @@ def accounts() -> None:
 )
 def accounts_set_limit(email: str, rpm: int | None) -> None:
     """Override the account's rate limit (a negotiated rate, or a load test)."""
+    from broker.auth_cache import revoke_account
     from portal.accounts.service import set_rate_limit
 
     def work(session: Session) -> dict[str, Any]:
         account_id = set_rate_limit(session, email=email, rpm=rpm)
+        with sync_redis() as redis:
+            revoke_account(redis, account_id)  # the api's cached limit must not linger
         return {"account_id": account_id, "rpm_override": rpm}
 
     try:
         emit(with_session(work))
-    except GatewayError as error:
-        fail(error)
+    except (GatewayError, RedisError) as error:
+        fail(error)  # nothing changed: the database transaction was rolled back
 
 
 def _register_processes() -> None:

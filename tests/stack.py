@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker import auth_cache
 from portal.accounts.service import create_user
 from portal.keys.service import create_key
 from schema.db import make_engine, make_session_factory
@@ -143,6 +145,11 @@ class Stack:
         httpx.post(f"{self.sim_url}/_sim/config", json=config).raise_for_status()
 
     # -- data ------------------------------------------------------------------
+    def revoke_key(self, digest: str) -> None:
+        """What deleting a key does to the api's auth cache (see broker.auth_cache)."""
+        with redis.Redis.from_url(self.redis_url) as client:
+            auth_cache.revoke_key(client, digest)
+
     def session(self) -> Session:
         assert self.sessions is not None
         return self.sessions()

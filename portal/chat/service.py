@@ -49,7 +49,11 @@ def check(
     fallback = None
     if model.pool == "local":
         fallback = snapshot.models.get(model.cloud_fallback or settings.cloud_fallback_model)
-    if fallback is not None and fallback.pool != "cloud":
+    # Only a cloud model the caller's plan includes: a Basic request is never moved to a
+    # model (and a price) its plan does not have; it waits for a local slot instead.
+    if fallback is not None and (
+        fallback.pool != "cloud" or fallback.name not in snapshot.plans[caller.plan_code].models
+    ):
         fallback = None
     return Admissible(
         model,

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
@@ -25,7 +26,7 @@ security_log = logging.getLogger("resayil.security")
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling the API, as resolved from a key."""
+    """Who is calling the API, as resolved from a key (cached as JSON by the api)."""
 
     account_id: int
     api_key_id: int
@@ -67,20 +68,28 @@ def create_key(session: Session, *, account_id: int, user_id: int | None, label:
     return CreatedKey(key.id, key.label, raw, key.prefix, key.created_at)
 
 
-def delete_key(session: Session, *, account_id: int, key_id: int) -> None:
-    """Soft-delete one of the account's keys; another account's key id is 'not found'."""
-    result = session.execute(
+def delete_key(
+    session: Session, *, account_id: int, key_id: int, revoke: Callable[[str], None]
+) -> None:
+    """Soft-delete one of the account's keys; another account's key id is 'not found'.
+
+    `revoke(digest)` drops the key from the api's auth cache, so it fails on its very
+    next request (`broker.auth_cache.revoke_key`).
+    """
+    digest_of_key = session.execute(
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.account_id == account_id, ApiKey.deleted_at.is_(None))
         .values(deleted_at=datetime.now(UTC))
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+        .returning(ApiKey.digest)
+    ).scalar_one_or_none()
+    if digest_of_key is None:
         raise NotFound("No such API key.", code="key_not_found")
+    revoke(digest_of_key)
 
 
 def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Caller:
     if not raw_key:
-        _refuse(client_ip, "-")
+        refuse(client_ip, "-")
     wanted = digest(raw_key)
     row = session.execute(
         select(
@@ -99,7 +108,7 @@ def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Ca
     ).first()
     # The lookup is by digest; compare_digest keeps the final check constant-time.
     if row is None or not hmac.compare_digest(row[1], wanted):
-        _refuse(client_ip, raw_key[:DISPLAY_CHARS])
+        refuse(client_ip, raw_key[:DISPLAY_CHARS])
     key_id, _digest, account_id, suspended, plan_code, plan_tier, rpm, last_used = row
     if last_used is None or _as_utc(last_used) < datetime.now(UTC) - LAST_USED_RESOLUTION:
         _touch(session, key_id)
@@ -123,7 +132,7 @@ def _touch(session: Session, key_id: int) -> None:
     )
 
 
-def _refuse(client_ip: str, shown: str) -> NoReturn:
+def refuse(client_ip: str, shown: str) -> NoReturn:
     # One stable, greppable line per refusal (fail2ban reads it).
     security_log.warning("resayil-auth-failure kind=api_key ip=%s key_prefix=%s", client_ip, shown)
     raise AuthenticationFailed(

@@ -170,3 +170,18 @@ def pytest_approx(seconds: int) -> object:
     import pytest
 
     return pytest.approx(seconds, abs=5)
+
+
+def test_a_plan_without_cloud_models_never_overflows(stack: Stack) -> None:
+    busy = unlimited(stack)
+    account = stack.new_account(plan="basic", credits=100)
+    with (
+        concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool,
+        saturated(stack, busy.key),
+    ):
+        waiting = [pool.submit(post, stack.api_url, account.key, body("wait")) for _ in range(6)]
+        wait_backlog(stack, 6)
+    assert {f.result().headers["x-resayil-served-by"] for f in waiting} == {"local"}
+    rows = stack.wait_usage(account.account_id, 6)
+    assert {(r.pool, r.credits_charged) for r in rows} == {("local", 1)}
+    assert stack.balance(account.account_id) == 94 == stack.ledger_sum(account.account_id)

@@ -6,13 +6,16 @@ import hashlib
 import re
 from collections.abc import Callable
 
+import httpx
 import openai
 import pytest
+from click.testing import CliRunner
 from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import select
 
 from portal.exceptions import NotFound
 from portal.keys.service import delete_key
+from resayil.cli import main
 from schema.models import ApiKey
 from tests.stack import Stack
 
@@ -26,14 +29,18 @@ def test_deleted_key_fails_on_the_very_next_request(stack: Stack, client_for: Cl
     client = client_for(account.key)
     assert client.chat.completions.create(model="llama3.2:3b", messages=HELLO).choices
     with stack.session() as session, session.begin():
-        delete_key(session, account_id=account.account_id, key_id=account.key_id)
+        delete_key(
+            session, account_id=account.account_id, key_id=account.key_id, revoke=stack.revoke_key
+        )
     with pytest.raises(openai.AuthenticationError) as caught:
         client.chat.completions.create(model="llama3.2:3b", messages=HELLO)
     assert caught.value.code == "invalid_api_key"
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
     with stack.session() as session, session.begin(), pytest.raises(NotFound):
-        delete_key(session, account_id=account.account_id, key_id=account.key_id)
+        delete_key(
+            session, account_id=account.account_id, key_id=account.key_id, revoke=stack.revoke_key
+        )
     assert len(stack.wait_usage(account.account_id, 1)) == 1
     assert stack.balance(account.account_id) == 9
 
@@ -68,10 +75,26 @@ def test_key_format_and_entropy(stack: Stack) -> None:
 def test_deleting_another_accounts_key_is_not_found(stack: Stack, client_for: ClientFor) -> None:
     owner, intruder = stack.new_account(credits=10), stack.new_account(credits=10)
     with stack.session() as session, session.begin(), pytest.raises(NotFound) as caught:
-        delete_key(session, account_id=intruder.account_id, key_id=owner.key_id)
+        delete_key(
+            session, account_id=intruder.account_id, key_id=owner.key_id, revoke=stack.revoke_key
+        )
     assert caught.value.code == "key_not_found"
     with stack.session() as session:
         assert session.get_one(ApiKey, owner.key_id).deleted_at is None
     completion = client_for(owner.key).chat.completions.create(model="llama3.2:3b", messages=HELLO)
     assert completion.choices[0].finish_reason == "stop"
     assert client_for(intruder.key).models.list().data
+
+
+def test_cli_delete_ends_a_cached_key_on_its_next_request(stack: Stack) -> None:
+    account = stack.new_account(credits=10)
+    headers = {"Authorization": f"Bearer {account.key}"}
+    for _ in range(3):  # resolved once, then served from the auth cache
+        assert httpx.get(f"{stack.api_url}/v1/models", headers=headers).status_code == 200
+    result = CliRunner(
+        env={"DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url}
+    ).invoke(main, ["keys", "delete", "--email", account.email, "--id", str(account.key_id)])
+    assert result.exit_code == 0, result.output
+    refused = httpx.get(f"{stack.api_url}/v1/models", headers=headers)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "invalid_api_key"

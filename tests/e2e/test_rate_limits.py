@@ -66,7 +66,7 @@ def test_override_from_the_cli(stack: Stack) -> None:
     account = stack.new_account(plan="basic", credits=100)
 
     def set_limit(*rpm: str) -> None:
-        runner = CliRunner(env={"DATABASE_URL": stack.database_url})
+        runner = CliRunner(env={"DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url})
         result = runner.invoke(main, ["accounts", "set-limit", "--email", account.email, *rpm])
         assert result.exit_code == 0, result.output
 

@@ -1,0 +1,53 @@
+"""A short-lived cache of resolved API keys, so a busy key costs no database query.
+
+Entries are dropped the moment a key is deleted or its account changes (`revoke_*`),
+so a deleted key still fails on its very next request; the TTL only bounds how long a
+change made without a revocation could go unnoticed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+
+from broker.keys import PREFIX
+
+TTL_S = 10
+
+
+def _entry(digest: str) -> str:
+    return f"{PREFIX}:auth:{digest}"
+
+
+def _account_index(account_id: int) -> str:
+    return f"{PREFIX}:auth-account:{account_id}"
+
+
+class AuthCache:
+    def __init__(self, redis: Redis, ttl_s: int = TTL_S) -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+
+    async def get(self, digest: str) -> bytes | None:
+        value: Any = await self.redis.get(_entry(digest))
+        return None if value is None else bytes(value)
+
+    async def put(self, digest: str, account_id: int, payload: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(_entry(digest), payload, ex=self.ttl_s)
+            pipe.sadd(_account_index(account_id), digest)
+            pipe.expire(_account_index(account_id), self.ttl_s * 2)
+            await pipe.execute()
+
+
+def revoke_key(redis: SyncRedis, digest: str) -> None:
+    redis.delete(_entry(digest))
+
+
+def revoke_account(redis: SyncRedis, account_id: int) -> None:
+    """Drop every cached key of the account (its plan, limit or status changed)."""
+    digests: Any = redis.smembers(_account_index(account_id))
+    names = [_entry(d.decode() if isinstance(d, bytes) else str(d)) for d in digests]
+    redis.delete(_account_index(account_id), *names)
