@@ -115,6 +115,7 @@ async def _generate(
         )
         return Outcome(failed, "error", charged=False)
     started = False
+    first_output = True
     events = stream_chat(
         job_client,
         base_url=upstream.base_url,
@@ -137,6 +138,11 @@ async def _generate(
             if isinstance(event, Done):
                 return Outcome(event, "ok", charged=True)
             publisher.add(event)
+            if first_output:
+                first_output = False
+                # Let the publisher send the first tokens now, before the rest of an
+                # already-buffered answer is parsed: time to first token is what users feel.
+                await asyncio.sleep(0)
     finally:
         await events.aclose()  # closes the upstream stream, so Ollama stops generating
     return Outcome(

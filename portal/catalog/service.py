@@ -108,8 +108,18 @@ class Catalog:
         self._snapshot: CatalogSnapshot | None = None
         self._loaded_at = 0.0
 
+    def fresh(self) -> CatalogSnapshot | None:
+        """The snapshot if it needs no reload: safe to use on the event loop."""
+        snapshot = self._snapshot
+        if snapshot is None or time.monotonic() - self._loaded_at >= self._ttl_s:
+            return None
+        return snapshot
+
     def current(self) -> CatalogSnapshot:
         """Call from a worker thread: it may query the database."""
+        snapshot = self.fresh()
+        if snapshot is not None:
+            return snapshot
         with self._lock:
             if self._snapshot is None or time.monotonic() - self._loaded_at >= self._ttl_s:
                 with self._sessions() as session:

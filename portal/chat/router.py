@@ -4,7 +4,7 @@ import anyio
 from fastapi import APIRouter, Header, Request, Response
 
 from portal import ratelimit
-from portal.chat.service import check
+from portal.chat.service import Admissible, check
 from portal.deps import CallerDep, StateDep
 from portal.openapi import CHAT_ERRORS, ChatCompletionOut
 from schema.openai import ChatCompletionRequest
@@ -36,9 +36,14 @@ async def create_chat_completion(
         "queue is backed up (it waits instead of overflowing to a cloud model).",
     ),
 ) -> Response:
-    admissible = await anyio.to_thread.run_sync(
-        lambda: check(catalog=state.catalog, settings=state.settings, caller=caller, request=body)
-    )
+    def admissible_now() -> Admissible:
+        return check(catalog=state.catalog, settings=state.settings, caller=caller, request=body)
+
+    # A fresh catalog needs no database: check on the loop and spare a thread hop.
+    if state.catalog.fresh() is not None:
+        admissible = admissible_now()
+    else:
+        admissible = await anyio.to_thread.run_sync(admissible_now)
     await ratelimit.take(state.limiter, request, caller)
     return await state.placement.run(
         caller=caller,
