@@ -8,15 +8,20 @@ written only by the transaction that inserted it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from schema.messages import Settlement
 from schema.models import Account, CreditEntry, UsageRecord
+
+log = logging.getLogger(__name__)
 
 
 class InsufficientCredits(Exception):
@@ -128,51 +133,67 @@ def grant(session: Session, *, account_id: int, amount: int, kind: str, reason: 
 
 
 def settle(session: Session, settlements: Iterable[Settlement]) -> int:
-    """Write usage rows and refunds; returns how many were new. Caller commits."""
-    written = 0
-    for item in settlements:
-        try:
-            with session.begin_nested():
-                written += _settle_one(session, item)
-        except IntegrityError:
-            continue  # another settler wrote this request first: settled exactly once
-    return written
+    """Write usage rows and refunds; returns how many were new. Caller commits.
 
-
-def _settle_one(session: Session, item: Settlement) -> int:
-    if session.execute(
-        select(UsageRecord.id).where(UsageRecord.request_id == item.request_id)
-    ).first():
+    One multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING: the unique request id
+    decides which settlements are new, atomically, even against a concurrent settler;
+    only those get their refund.
+    """
+    items = {item.request_id: item for item in settlements}
+    if not items:
         return 0
-    session.add(_usage_row(item))
-    session.flush()
-    refund = item.credits_reserved - item.credits_charged
-    if refund > 0:
-        _move(
-            session,
-            account_id=item.account_id,
-            amount=refund,
-            kind="refund",
-            request_id=item.request_id,
-            reason=item.error_code or item.status,
-        )
-    return 1
+    try:
+        with session.begin_nested():
+            inserted = _insert_usage(session, list(items.values()))
+    except IntegrityError:
+        # A row the database refuses (its account is gone): settle the others one by one.
+        inserted = set()
+        for item in items.values():
+            try:
+                with session.begin_nested():
+                    inserted |= _insert_usage(session, [item])
+            except IntegrityError:
+                log.error("settlement %s refused by the database; skipped", item.request_id)
+    for request_id in sorted(inserted):  # one lock order for all settlers
+        item = items[request_id]
+        refund = item.credits_reserved - item.credits_charged
+        if refund > 0:
+            _move(
+                session,
+                account_id=item.account_id,
+                amount=refund,
+                kind="refund",
+                request_id=item.request_id,
+                reason=item.error_code or item.status,
+            )
+    return len(inserted)
 
 
-def _usage_row(item: Settlement) -> UsageRecord:
-    return UsageRecord(
-        request_id=item.request_id,
-        account_id=item.account_id,
-        api_key_id=item.api_key_id,
-        model_requested=item.model_requested,
-        model_served=item.model_served,
-        pool=item.pool,
-        prompt_tokens=item.prompt_tokens,
-        completion_tokens=item.completion_tokens,
-        credits_charged=item.credits_charged,
-        queue_wait_ms=item.queue_wait_ms,
-        duration_ms=item.duration_ms,
-        status=item.status,
-        error_code=item.error_code,
-        created_at=datetime.fromtimestamp(item.finished_at_ms / 1000, UTC),
+def _insert_usage(session: Session, items: list[Settlement]) -> set[str]:
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(UsageRecord)
+        .values([_usage_values(item) for item in items])
+        .on_conflict_do_nothing(index_elements=["request_id"])
+        .returning(UsageRecord.request_id)
     )
+    return set(session.execute(statement).scalars())
+
+
+def _usage_values(item: Settlement) -> dict[str, object]:
+    return {
+        "request_id": item.request_id,
+        "account_id": item.account_id,
+        "api_key_id": item.api_key_id,
+        "model_requested": item.model_requested,
+        "model_served": item.model_served,
+        "pool": item.pool,
+        "prompt_tokens": item.prompt_tokens,
+        "completion_tokens": item.completion_tokens,
+        "credits_charged": item.credits_charged,
+        "queue_wait_ms": item.queue_wait_ms,
+        "duration_ms": item.duration_ms,
+        "status": item.status,
+        "error_code": item.error_code,
+        "created_at": datetime.fromtimestamp(item.finished_at_ms / 1000, UTC),
+    }
