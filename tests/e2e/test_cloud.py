@@ -1,0 +1,74 @@
+"""Cloud models: their own slots, clear upstream errors, the budget unit given back."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import redis
+
+from broker import keys
+from broker.budget import budget_day
+from tests.e2e.test_failover import body, post, saturated, unlimited
+from tests.stack import Stack
+
+CLOUD = "qwen3.5:cloud"
+
+
+def used_today(stack: Stack) -> int:
+    day = budget_day(datetime.now(UTC), "Asia/Kuwait").day
+    with redis.Redis.from_url(stack.redis_url) as client:
+        return int(client.get(keys.cloud_budget(day)) or 0)
+
+
+@pytest.mark.parametrize(
+    ("directive", "status", "code"),
+    [
+        ("401", 502, "cloud_unauthorized"),
+        ("403", 502, "cloud_unavailable"),
+        ("429", 429, "cloud_rate_limited"),
+    ],
+)
+def test_cloud_upstream_refusals_are_clear_and_cost_nothing(
+    stack: Stack, directive: str, status: int, code: str
+) -> None:
+    account = unlimited(stack, credits=10)
+    before = used_today(stack)
+    response = post(stack.api_url, account.key, body(f"x [[sim:error={directive}]]", CLOUD))
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert "signin_url" not in response.text and "ollama.com/connect" not in response.text
+    if status == 429:
+        assert int(response.headers["retry-after"]) > 0
+    rows = stack.wait_usage(account.account_id, 1)
+    assert [(r.pool, r.status, r.error_code, r.credits_charged) for r in rows] == [
+        ("cloud", "error", code, 0)
+    ]
+    assert stack.balance(account.account_id) == 10 == stack.ledger_sum(account.account_id)
+    deadline = time.monotonic() + 5
+    while used_today(stack) != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert used_today(stack) == before  # the failed request gave its budget unit back
+
+
+def test_cloud_never_waits_behind_local(stack: Stack) -> None:
+    account = unlimited(stack, credits=10)
+    with saturated(stack, unlimited(stack).key):
+        started = time.monotonic()
+        response = post(stack.api_url, account.key, body("quick", CLOUD))
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert response.headers["x-resayil-served-by"] == "cloud"
+    assert elapsed < 2  # the saturating local streams run for ~10 s
+    assert int(response.headers["x-resayil-queue-wait-ms"]) < 1000
+
+
+def test_models_list_is_unaffected_by_cloud_state(stack: Stack) -> None:
+    account = unlimited(stack, credits=1)
+    listed = httpx.get(
+        f"{stack.api_url}/v1/models", headers={"Authorization": f"Bearer {account.key}"}
+    )
+    assert CLOUD in {m["id"] for m in listed.json()["data"]}
