@@ -41,6 +41,11 @@ class AuthCache:
             pipe.expire(_account_index(account_id), self.ttl_s * 2)
             await pipe.execute()
 
+    async def revoke_account(self, account_id: int) -> None:
+        digests: Any = await self.redis.smembers(_account_index(account_id))
+        names = [_entry(d.decode() if isinstance(d, bytes) else str(d)) for d in digests]
+        await self.redis.delete(_account_index(account_id), *names)
+
 
 def revoke_key(redis: SyncRedis, digest: str) -> None:
     redis.delete(_entry(digest))

@@ -3,7 +3,7 @@
     GatewayError
     ├── AuthenticationFailed      401 invalid_api_key
     ├── PaymentRequired           402 insufficient_credits | subscription_expired
-    ├── PermissionDenied          403 model_not_in_plan | account_suspended
+    ├── PermissionDenied          403 model_not_in_plan | account_suspended | admin_required
     ├── NotFound                  404 model_not_found
     ├── InvalidRequest            400 invalid_request_error (with `param`)
     ├── RateLimited               429 rate_limit_exceeded (with Retry-After)

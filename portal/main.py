@@ -16,6 +16,7 @@ from broker.connection import make_redis
 from broker.limits import RateLimiter
 from broker.queue import JobQueue, QueueSettings
 from broker.stream import EventHub
+from portal.admin.router import router as admin_router
 from portal.catalog.service import Catalog
 from portal.chat.placement import Placement
 from portal.chat.relay import ChatRelay
@@ -57,6 +58,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.add_middleware(RateLimitHeaders)
     app.include_router(chat_router)
     app.include_router(models_router)
+    app.include_router(admin_router)
 
     @app.get("/", tags=["Operations"], summary="What this server is and where its API lives")
     async def root() -> dict[str, str]:

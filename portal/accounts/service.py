@@ -88,5 +88,12 @@ def owned_account(session: Session, *, email: str) -> tuple[int, int]:
 def set_rate_limit(session: Session, *, email: str, rpm: int | None) -> int:
     """Override an account's requests per minute (0 = unlimited, None = the plan's)."""
     _user_id, account_id = owned_account(session, email=email)
-    session.get_one(Account, account_id).rpm_override = rpm
+    set_account_rate_limit(session, account_id=account_id, rpm=rpm)
     return account_id
+
+
+def set_account_rate_limit(session: Session, *, account_id: int, rpm: int | None) -> None:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"No account {account_id}.", code="account_not_found")
+    account.rpm_override = rpm

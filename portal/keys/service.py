@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal.exceptions import AuthenticationFailed, NotFound
-from schema.models import Account, ApiKey, Plan
+from schema.models import Account, ApiKey, Plan, User
 
 KEY_PREFIX = "rsy-"
 DISPLAY_CHARS = 12
@@ -35,6 +35,8 @@ class Caller:
     suspended: bool
     # The account's override if set (0 = unlimited), else the plan's limit.
     requests_per_minute: int
+    # The key was made by a platform admin: it may use the admin API.
+    is_admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,18 +103,20 @@ def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Ca
             Plan.tier,
             func.coalesce(Account.rpm_override, Plan.requests_per_minute, 0),
             ApiKey.last_used_at,
+            func.coalesce(User.is_admin, False),
         )
         .join(Account, Account.id == ApiKey.account_id)
+        .outerjoin(User, User.id == ApiKey.created_by_user_id)
         .outerjoin(Plan, Plan.id == Account.plan_id)
         .where(ApiKey.digest == wanted, ApiKey.deleted_at.is_(None))
     ).first()
     # The lookup is by digest; compare_digest keeps the final check constant-time.
     if row is None or not hmac.compare_digest(row[1], wanted):
         refuse(client_ip, raw_key[:DISPLAY_CHARS])
-    key_id, _digest, account_id, suspended, plan_code, plan_tier, rpm, last_used = row
+    key_id, _digest, account_id, suspended, plan_code, plan_tier, rpm, last_used, admin = row
     if last_used is None or _as_utc(last_used) < datetime.now(UTC) - LAST_USED_RESOLUTION:
         _touch(session, key_id)
-    return Caller(account_id, key_id, plan_code, plan_tier or 0, suspended, int(rpm))
+    return Caller(account_id, key_id, plan_code, plan_tier or 0, suspended, int(rpm), bool(admin))
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -9,6 +9,7 @@ import httpx
 from click.testing import CliRunner
 
 from resayil.cli import main
+from schema.models import User
 from tests.services import free_port
 from tests.stack import Stack, _wait_http
 
@@ -93,3 +94,29 @@ def test_limit_holds_across_two_api_processes(stack: Stack) -> None:
     finally:
         second.stop()
         stack.processes.remove(second)
+
+
+def test_admin_api_overrides_a_limit(stack: Stack) -> None:
+    admin = stack.new_account(plan="pro", credits=0)
+    with stack.session() as session, session.begin():
+        session.get_one(User, admin.user_id).is_admin = True
+    customer = stack.new_account(plan="basic", credits=100)
+    assert post(stack.api_url, customer.key).status_code == 200  # its key is now cached
+
+    def put(key: str, account_id: int, rpm: int | None) -> httpx.Response:
+        return httpx.put(
+            f"{stack.api_url}/api/admin/accounts/{account_id}/rate-limit",
+            json={"requests_per_minute": rpm},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+
+    refused = put(customer.key, customer.account_id, 0)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "admin_required"
+    assert put(admin.key, 999_999_999, 5).status_code == 404
+    assert put(admin.key, customer.account_id, -1).status_code == 400
+    done = put(admin.key, customer.account_id, 2)
+    assert done.json() == {"account_id": customer.account_id, "requests_per_minute": 2}
+    # Applies from the very next request, cache or not: one more fits in the window.
+    assert [post(stack.api_url, customer.key).status_code for _ in range(2)] == [200, 429]
+    assert put(admin.key, customer.account_id, None).status_code == 200
+    assert post(stack.api_url, customer.key).headers["x-ratelimit-limit-requests"] == "10"
