@@ -284,7 +284,7 @@ async def test_events_published_right_after_subscribe_arrive_in_order(
 ) -> None:
     hub = EventHub(redis)
     await hub.start()
-    batches = [
+    batches: list[list[Started | Delta | Done | Failed]] = [
         [Started(model_served="m", queue_wait_ms=5), Delta(content="a")],
         [Delta(content="b"), Delta(content="c", thinking="t")],
         [Done(finish_reason="stop", prompt_tokens=1, completion_tokens=3)],
@@ -318,8 +318,11 @@ async def test_events_of_other_jobs_are_not_delivered(redis: Redis) -> None:
 
 
 def test_event_batches_round_trip() -> None:
-    events = [Started(model_served="m", queue_wait_ms=1), Failed(status=502, code="c", message="m")]
-    assert decode_events(encode_events(events)) == events  # type: ignore[arg-type]
+    events: list[Started | Delta | Done | Failed] = [
+        Started(model_served="m", queue_wait_ms=1),
+        Failed(status=502, code="c", message="m", after_output=True),
+    ]
+    assert decode_events(encode_events(events)) == events
 
 
 # -- settlement stream -----------------------------------------------------------------
