@@ -5,7 +5,7 @@ Closing it (`aclose()`, or leaving `async with contextlib.aclosing(...)`) leaves
 `client.stream(...)` block, which closes the upstream connection: that is what stops
 Ollama generating (ollama-openai-wire-formats §1.7).
 
-This is the hot path: lines are parsed with `json.loads` only, never with pydantic.
+This is the hot path: lines are parsed with orjson only, never with pydantic.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from schema.messages import Delta, Done, Failed, ToolCall
 
@@ -99,8 +100,8 @@ class _LineReader:
         if not line or line.isspace():
             return []
         try:
-            return self._events(json.loads(line))
-        except (ValueError, TypeError, AttributeError):
+            return self._events(orjson.loads(line))
+        except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError):
             return self._fail("The upstream model server sent a malformed response")
 
     def _events(self, obj: dict[str, Any]) -> list[Event]:

@@ -11,10 +11,11 @@ the openai SDK keeps unknown keys, so `delta.model_extra["reasoning"]` reads it.
 
 from __future__ import annotations
 
-import json
 import secrets
 import string
 from typing import Any
+
+import orjson
 
 from schema.messages import Delta, Done, Failed, ToolCall
 
@@ -32,7 +33,7 @@ def new_completion_id() -> str:
 
 def sse_data(obj: dict[str, Any]) -> str:
     """The compact JSON text for an SSE `data:` field."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(obj).decode()  # compact, UTF-8 as is: like json.dumps(ensure_ascii=False)
 
 
 def sse_frame(obj: dict[str, Any]) -> str:
