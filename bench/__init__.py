@@ -1,7 +1,10 @@
-"""`python -m bench`: the gateway against the bare simulator, in one run.
+"""`python -m bench`: the gateway against the bare simulator, and the gateway overloaded.
 
-load.py     the client: N streaming requests at concurrency C, timed the same way
-            for both targets (httpx async; TTFT = first content, total = end of stream)
-system.py   throwaway PostgreSQL and Redis, the stack as processes, the books check
-report.py   percentiles, the table, the ratio rows and the targets, JSON output
+load.py             compare: N streaming requests at concurrency C, timed the same way
+                    for both targets (httpx async; TTFT = first content, total = end of stream)
+report.py           compare: percentiles, the table, the ratio rows and the targets, JSON output
+overload.py         overload: open-loop Poisson arrivals at 3x local capacity over Basic,
+                    Pro and Enterprise accounts; the outcome of every request; the books
+overload_report.py  overload: per-tier and per-pool figures, the checks, the tables
+system.py           throwaway PostgreSQL and Redis, the stack as processes, the books check
 """

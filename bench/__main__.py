@@ -1,10 +1,16 @@
-"""`python -m bench [--concurrency 1,32] [--requests N] [--json PATH]`.
+"""`python -m bench [--scenario all|compare|overload] [--json PATH] [options]`.
 
-Starts PostgreSQL, Redis, the simulator, one api and one dispatcher; runs the same
-streaming load directly against the simulator and through the gateway, level by
-level and round by round (direct, gateway, direct, gateway...) so drift hits both;
-prints the figures and their ratios; then proves the books: one usage row per
-gateway request and balance == sum(ledger). Exits 1 only when the books are wrong.
+Two scenarios, each on its own fresh PostgreSQL, Redis, simulator, api and dispatcher:
+
+compare   the same streaming load directly against the simulator and through the
+          gateway, level by level and round by round (direct, gateway, direct,
+          gateway...) so drift hits both; prints the figures and their ratios.
+overload  open-loop arrivals at 3x local capacity over Basic, Pro and Enterprise
+          accounts with failover on; prints per-tier queue waits, the share served
+          by the cloud and the requests lost.
+
+Both then prove the books: one usage row per admitted request and
+balance == sum(ledger). Exits 1 only when something is lost or the books are wrong.
 """
 
 from __future__ import annotations
@@ -15,15 +21,23 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
 from bench.load import LevelRun, Target, make_client, run_level
+from bench.overload import TIERS, OverloadConfig, run_overload
+from bench.overload_report import report as overload_report
 from bench.report import Figures, Ratio, table, targets, write_json
 from bench.system import Books, check_books, running_stack
 
 CREDITS = 10_000_000
 SIM_MIN_PARALLEL = 64
+OWN_FLAGS = {
+    "LOCAL_SLOTS": "--local-slots",
+    "CLOUD_SLOTS": "--cloud-slots",
+    "CLOUD_DAILY_CAP": "--cloud-cap",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,10 +64,125 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--logs", type=Path, help="keep the processes' logs in this directory")
+    parser.add_argument(
+        "--scenario",
+        choices=("all", "compare", "overload"),
+        default="all",
+        help="compare: gateway vs direct; overload: 3x local capacity, mixed tiers (default all)",
+    )
+    defaults = OverloadConfig()
+    overload = parser.add_argument_group("overload scenario")
+    overload.add_argument(
+        "--overload-seconds",
+        type=float,
+        default=defaults.duration_s,
+        help=f"how long requests arrive (default {defaults.duration_s:g})",
+    )
+    overload.add_argument(
+        "--overload-factor",
+        type=float,
+        default=defaults.factor,
+        help=f"offered load as a multiple of local capacity (default {defaults.factor:g})",
+    )
+    overload.add_argument(
+        "--token-delay-ms",
+        type=float,
+        default=defaults.token_delay_ms,
+        help=f"the simulator's delay per token; 32 tokens per answer "
+        f"(default {defaults.token_delay_ms:g})",
+    )
+    overload.add_argument(
+        "--local-slots", type=int, default=defaults.local_slots, help="LOCAL_SLOTS (default 4)"
+    )
+    overload.add_argument(
+        "--cloud-slots", type=int, default=defaults.cloud_slots, help="CLOUD_SLOTS (default 8)"
+    )
+    overload.add_argument(
+        "--cloud-cap",
+        type=int,
+        default=defaults.cloud_cap,
+        help=f"CLOUD_DAILY_CAP (default {defaults.cloud_cap}: more than the run can use; "
+        "the product's default is 500)",
+    )
+    overload.add_argument(
+        "--mix",
+        type=parse_mix,
+        default=defaults.mix,
+        help="arrival weights per plan (default basic=5,pro=3,enterprise=2)",
+    )
+    overload.add_argument(
+        "--accounts-per-tier",
+        type=int,
+        default=defaults.accounts_per_tier,
+        help=f"(default {defaults.accounts_per_tier})",
+    )
+    overload.add_argument(
+        "--stream-share",
+        type=float,
+        default=defaults.stream_share,
+        help=f"share of streaming requests (default {defaults.stream_share:g})",
+    )
+    overload.add_argument("--seed", type=int, default=defaults.seed, help="arrival RNG seed")
+    overload.add_argument(
+        "--set",
+        dest="extra_env",
+        action="append",
+        default=[],
+        type=parse_setting,
+        metavar="NAME=VALUE",
+        help="another setting for the api and dispatcher, e.g. MAX_QUEUED_JOBS=200 (repeatable)",
+    )
     args = parser.parse_args(argv)
     if not args.concurrency or min(args.concurrency) < 1 or not 1 <= args.rounds <= args.requests:
         parser.error("need concurrency levels >= 1 and at least one request per round")
+    if (
+        min(args.overload_seconds, args.overload_factor, args.token_delay_ms) <= 0
+        or min(args.local_slots, args.cloud_slots, args.accounts_per_tier) < 1
+        or args.cloud_cap < 0
+        or not 0 <= args.stream_share <= 1
+    ):
+        parser.error("overload settings must be positive (cloud cap >= 0, stream share 0..1)")
     return args
+
+
+def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
+    """`basic=5,pro=3,enterprise=2` -> weights normalised to shares."""
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        if name.strip() not in TIERS or not value:
+            raise argparse.ArgumentTypeError(f"expected plan=weight with plans {TIERS}: {part!r}")
+        weights[name.strip()] = float(value)
+    total = sum(weights.values())
+    if total <= 0 or min(weights.values()) < 0:
+        raise argparse.ArgumentTypeError("weights must be >= 0 and not all 0")
+    return tuple((tier, weights[tier] / total) for tier in TIERS if weights.get(tier))
+
+
+def parse_setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    name = name.strip().upper()
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE: {text!r}")
+    if name in OWN_FLAGS:
+        raise argparse.ArgumentTypeError(f"{name} has its own flag: {OWN_FLAGS[name]}")
+    return name, value
+
+
+def overload_config(args: argparse.Namespace) -> OverloadConfig:
+    return OverloadConfig(
+        local_slots=args.local_slots,
+        cloud_slots=args.cloud_slots,
+        token_delay_ms=args.token_delay_ms,
+        factor=args.overload_factor,
+        duration_s=args.overload_seconds,
+        mix=args.mix,
+        accounts_per_tier=args.accounts_per_tier,
+        cloud_cap=args.cloud_cap,
+        stream_share=args.stream_share,
+        seed=args.seed,
+        extra_env=tuple(args.extra_env),
+    )
 
 
 def merge(runs: list[LevelRun]) -> LevelRun:
@@ -108,15 +237,15 @@ def print_books(books: Books) -> None:
         print("LEDGER MISMATCH: balance != sum(ledger) or != initial - charged")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_compare(args: argparse.Namespace) -> tuple[bool, dict[str, Any]]:
+    """The gateway-vs-direct scenario: prints its figures; (books sound, JSON parts)."""
     widest = max(args.concurrency)
     load_before = os.getloadavg()[0]
     with running_stack(
         local_slots=max(widest, 4),
         sim_parallel=max(widest, SIM_MIN_PARALLEL),
         failover=args.failover,
-        logs=args.logs,
+        logs=None if args.logs is None else args.logs / "compare",
     ) as stack:
         account = stack.new_account(plan="pro", credits=CREDITS)
         direct = Target.direct(stack.sim_url)
@@ -140,17 +269,43 @@ def main(argv: list[str] | None = None) -> int:
     print_books(books)
     for check in checks:
         print(check.line())
+    document = {
+        "figures": figures,
+        "ratios": ratios,
+        "checks": checks,
+        "books": asdict(books) | {"lost": books.lost, "balanced": books.balanced},
+        "settings": {k: str(v) for k, v in vars(args).items()}
+        | {"cores": str(os.cpu_count()), "load_average": f"{load_before} {load_after}"},
+    }
+    return books.sound, document
+
+
+def run_overload_scenario(args: argparse.Namespace) -> tuple[bool, dict[str, Any]]:
+    """The overload scenario: prints its tables; (nothing lost and books sound, JSON)."""
+    run = run_overload(
+        overload_config(args),
+        logs=None if args.logs is None else args.logs / "overload",
+        load_before=os.getloadavg()[0],
+    )
+    text, checks, document = overload_report(run)
+    print(f"\n{text}")
+    return checks.sound, document
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sound = True
+    compare: dict[str, Any] | None = None
+    overload: dict[str, Any] | None = None
+    if args.scenario in ("all", "compare"):
+        ok, compare = run_compare(args)
+        sound = sound and ok
+    if args.scenario in ("all", "overload"):
+        ok, overload = run_overload_scenario(args)
+        sound = sound and ok
     if args.json is not None:
-        write_json(
-            args.json,
-            figures=figures,
-            ratios=ratios,
-            checks=checks,
-            books=asdict(books) | {"lost": books.lost, "balanced": books.balanced},
-            settings={k: str(v) for k, v in vars(args).items()}
-            | {"cores": str(os.cpu_count()), "load_average": f"{load_before} {load_after}"},
-        )
-    return 0 if books.sound else 1
+        write_json(args.json, compare=compare, overload=overload)
+    return 0 if sound else 1
 
 
 if __name__ == "__main__":

@@ -125,19 +125,19 @@ def table(figures: list[Figures], ratios: list[Ratio]) -> str:
 
 
 def write_json(
-    path: Path,
-    *,
-    figures: list[Figures],
-    ratios: list[Ratio],
-    checks: list[Target],
-    books: dict[str, Any],
-    settings: dict[str, Any],
+    path: Path, *, compare: dict[str, Any] | None, overload: dict[str, Any] | None
 ) -> None:
-    document = {
-        "settings": settings,
-        "results": [asdict(f) for f in figures],
-        "ratios": [asdict(r) for r in ratios],
-        "targets": [asdict(t) for t in checks],
-        "books": books,
-    }
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    """The compare scenario's figures at the top level (as before), the overload
+    scenario's under "overload"."""
+    document: dict[str, Any] = {}
+    if compare is not None:
+        document = {
+            "settings": compare["settings"],
+            "results": [asdict(f) for f in compare["figures"]],
+            "ratios": [asdict(r) for r in compare["ratios"]],
+            "targets": [asdict(t) for t in compare["checks"]],
+            "books": compare["books"],
+        }
+    if overload is not None:
+        document["overload"] = overload
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")

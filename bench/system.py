@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from bench.load import ANSWER_TOKENS
 from schema.db import make_engine
 from schema.migrate import upgrade
-from schema.models import Plan, UsageRecord
+from schema.models import Account, Plan, UsageRecord
 from tests.services import start_postgres, start_redis
 from tests.stack import Process, Stack
 
@@ -42,27 +42,51 @@ class BenchStack(Stack):
 
 @contextlib.contextmanager
 def running_stack(
-    *, local_slots: int, sim_parallel: int, failover: bool = False, logs: Path | None = None
+    *,
+    local_slots: int,
+    sim_parallel: int,
+    failover: bool = False,
+    logs: Path | None = None,
+    token_delay_ms: float = 0,
+    env: dict[str, str] | None = None,
+    lift_limits: bool = True,
 ) -> Iterator[Stack]:
-    """One simulator, one api and one dispatcher against a fresh Redis and PostgreSQL."""
+    """One simulator, one api and one dispatcher against a fresh Redis and PostgreSQL.
+
+    `env` goes to the api and dispatcher on top of the product defaults; with
+    `lift_limits` false the plans keep their own rate limits (then give the accounts
+    `rpm_override=0`, see `unlimit_account`).
+    """
     with (
         tempfile.TemporaryDirectory(prefix="resayil-bench-") as workdir,
         start_postgres() as postgres,
         start_redis() as redis,
     ):
+        if logs is not None:
+            logs.mkdir(parents=True, exist_ok=True)
         stack = BenchStack(
             database_url=postgres.url,
             redis_url=redis.url,
             workdir=logs or Path(workdir),
-            overrides=PRODUCT_DEFAULTS | ({} if failover else NO_FAILOVER),
+            overrides=PRODUCT_DEFAULTS | ({} if failover else NO_FAILOVER) | (env or {}),
         )
         try:
-            lift_rate_limits(postgres.url)
+            if lift_limits:
+                lift_rate_limits(postgres.url)
             stack.start(local_slots=local_slots)
-            stack.sim_config(token_delay_ms=0, tokens=ANSWER_TOKENS, num_parallel=sim_parallel)
+            stack.sim_config(
+                token_delay_ms=token_delay_ms, tokens=ANSWER_TOKENS, num_parallel=sim_parallel
+            )
             yield stack
         finally:
             stack.stop()
+
+
+def unlimit_account(stack: Stack, account_id: int) -> None:
+    """`rpm_override = 0`: no per-minute limit for this account (before its first request,
+    so no cached limit is in the api's auth cache yet)."""
+    with stack.session() as session, session.begin():
+        session.execute(update(Account).where(Account.id == account_id).values(rpm_override=0))
 
 
 def lift_rate_limits(database_url: str) -> None:
