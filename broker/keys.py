@@ -54,8 +54,14 @@ def account_running(account_id: int) -> str:
     return f"{PREFIX}:running:{account_id}"
 
 
-def virtual_clock(pool: str, account_id: int) -> str:
-    return f"{PREFIX}:vclock:{pool}:{account_id}"
+def last_score(pool: str, account_id: int) -> str:
+    """The score of the account's latest job in the pool's queue (fair queuing)."""
+    return f"{PREFIX}:last-score:{pool}:{account_id}"
+
+
+def waiting(pool: str, account_id: int) -> str:
+    """How many of the account's jobs wait in the pool's queue (fair queuing)."""
+    return f"{PREFIX}:waiting:{pool}:{account_id}"
 
 
 def slots(pool: str) -> str:

@@ -28,6 +28,12 @@ from schema.messages import (
 CancelOutcome = Literal["dequeued", "signalled", "gone"]
 
 
+class QueueFull(Exception):
+    def __init__(self, pool: Pool) -> None:
+        super().__init__(f"the {pool} queue is full")
+        self.pool = pool
+
+
 @dataclass(frozen=True)
 class Claimed:
     job: ChatJob
@@ -73,7 +79,8 @@ class JobQueue:
                 keys.queue(job.pool),
                 keys.job(job.id),
                 keys.wake(job.pool),
-                keys.virtual_clock(job.pool, job.account_id),
+                keys.last_score(job.pool, job.account_id),
+                keys.waiting(job.pool, job.account_id),
             ],
             args=[
                 job.id,
@@ -93,10 +100,12 @@ class JobQueue:
         backlog_threshold: int,
         budget_cap: int,
         failover_allowed: bool,
+        max_local_queued: int = 1_000_000,
     ) -> tuple[ChatJob, int] | None:
         """Enqueue `cloud` if the local backlog is above the threshold and the budget has
         room (taking a unit), else `local`. Returns the job enqueued and the budget count
-        it took (0 for local), or None when the budget counter must be restored first."""
+        it took (0 for local), or None when the budget counter must be restored first.
+        Raises QueueFull when the job would wait locally in a queue at `max_local_queued`."""
         assert local.id == cloud.id and cloud.budget_day is not None
         result: Any = await self._route(
             keys=[
@@ -106,10 +115,12 @@ class JobQueue:
                 keys.cloud_budget(cloud.budget_day),
                 keys.wake("local"),
                 keys.wake("cloud"),
-                keys.virtual_clock("local", local.account_id),
-                keys.virtual_clock("cloud", local.account_id),
+                keys.last_score("local", local.account_id),
+                keys.last_score("cloud", local.account_id),
                 keys.inflight("local"),
                 keys.slots("local"),
+                keys.waiting("local", local.account_id),
+                keys.waiting("cloud", local.account_id),
             ],
             args=[
                 local.id,
@@ -122,11 +133,14 @@ class JobQueue:
                 budget_cap,
                 "1" if failover_allowed else "0",
                 self.settings.job_ttl_s,
+                max_local_queued,
             ],
         )
         pool, count = result[0].decode(), int(result[1])
         if pool == "restore":
             return None
+        if pool == "full":
+            raise QueueFull("local")
         return (
             (cloud, count)
             if pool == "cloud"
@@ -223,12 +237,14 @@ class JobQueue:
         )
         return bool(ended)
 
-    async def service_rate(self, pool: Pool, *, window_s: int = 60) -> float:
-        """Jobs finished per second over the last `window_s` seconds."""
+    async def service_rate(self, pool: Pool) -> float:
+        """Jobs finished per second: over the last 10 s, or the last minute if that was
+        idle. A short window follows a change of load quickly (an overload just begun)."""
         now_s = int((await self.redis.time())[0])
-        names = [f"{keys.served_per_second(pool)}{now_s - i}" for i in range(1, window_s + 1)]
-        counts = await self.redis.mget(names)
-        return sum(int(c) for c in counts if c is not None) / window_s
+        names = [f"{keys.served_per_second(pool)}{now_s - i}" for i in range(1, 61)]
+        counts = [int(c) if c is not None else 0 for c in await self.redis.mget(names)]
+        recent = sum(counts[:10])
+        return recent / 10 if recent else sum(counts) / 60
 
     async def cancel(self, job: ChatJob, settlement: Settlement) -> CancelOutcome:
         outcome = await self._cancel(

@@ -6,7 +6,7 @@ zset, scored by its lease deadline). The claim token says which dispatcher owns 
 so a dispatcher that lost its lease can no longer publish or finish.
 """
 
-CLAIM = """
+CLAIM_BODY = """
 -- KEYS: queue, inflight   ARGV: slots, now_ms, lease_ms, job_key_prefix, claim tokens...
 -- Claims up to one job per token while the pool has free slots; returns a flat list
 -- {id, payload, attempts, id, payload, attempts, ...}.
@@ -20,6 +20,7 @@ while ARGV[token] do
   local job_key = ARGV[4] .. id
   local payload = redis.call('HGET', job_key, 'payload')
   if payload then
+    left_queue(job_key)
     redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]), id)
     redis.call('HSET', job_key, 'claim', ARGV[token])
     local attempts = redis.call('HINCRBY', job_key, 'attempts', 1)
@@ -66,10 +67,11 @@ redis.call('EXPIRE', second, 120)
 return 1
 """
 
-EXPIRE_WAITING = """
+EXPIRE_WAITING_BODY = """
 -- KEYS: queue, job, settlements   ARGV: id, settlement
 -- Ends a job that waited too long, if it is still waiting: 1 ended, 0 it has started.
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+left_queue(KEYS[2])
 redis.call('DEL', KEYS[2])
 redis.call('XADD', KEYS[3], '*', 'settlement', ARGV[2])
 return 1
@@ -87,10 +89,11 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
 
-CANCEL = """
+CANCEL_BODY = """
 -- KEYS: queue, job, settlements, cancels   ARGV: id, settlement
 -- returns 1 removed from the queue (settled here), 2 signalled to its dispatcher, 0 gone
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  left_queue(KEYS[2])
   redis.call('DEL', KEYS[2])
   redis.call('XADD', KEYS[3], '*', 'settlement', ARGV[2])
   return 1
@@ -121,6 +124,8 @@ if sent or cancelled or attempts >= tonumber(ARGV[5]) then
   return 2
 end
 redis.call('HDEL', KEYS[3], 'claim')
+local waiting_key = redis.call('HGET', KEYS[3], 'waiting')
+if waiting_key then redis.call('INCR', waiting_key) end
 redis.call('ZADD', KEYS[2], tonumber(redis.call('HGET', KEYS[3], 'score')), ARGV[1])
 redis.call('LPUSH', KEYS[6], '1')
 redis.call('LTRIM', KEYS[6], 0, 63)
@@ -180,24 +185,38 @@ return redis.call('DECR', KEYS[1])
 """
 
 _FAIR_SCORE = """
--- Weighted fair queuing within a tier: each account has a virtual clock per pool that
--- every enqueued job advances by `share` ms, so an account's k-th waiting job starts
--- k * share later and a flooding account interleaves with others instead of going
--- first with everything. The tier's head start is taken off the result.
-local function fair_score(vt_key, enqueued, offset, share)
-  local start = math.max(enqueued, tonumber(redis.call('GET', vt_key) or '0'))
-  redis.call('SET', vt_key, start + share, 'PX', 600000)
+-- Fair queuing within a tier: a job is scored `enqueued + k * share`, where k is how many
+-- of its account's jobs are already waiting in this pool, so a flooding account
+-- interleaves with the others instead of going first with everything; its own jobs
+-- stay in order. k counts waiting jobs only (see _LEFT_QUEUE), so an account whose jobs
+-- are served at once is never pushed back. The tier's head start is taken off.
+local function fair_score(waiting_key, last_key, enqueued, offset, share)
+  local k = math.max(0, tonumber(redis.call('GET', waiting_key) or '0'))
+  redis.call('INCR', waiting_key)
+  redis.call('PEXPIRE', waiting_key, 86400000)
+  local start = enqueued + k * share
+  if k > 0 then start = math.max(start, tonumber(redis.call('GET', last_key) or '0') + 1) end
+  redis.call('SET', last_key, start, 'PX', 86400000)
   return start - offset
+end
+"""
+
+_LEFT_QUEUE = """
+-- A job left the queue (claimed, cancelled, expired): its account has one waiter less.
+local function left_queue(job_key)
+  local waiting_key = redis.call('HGET', job_key, 'waiting')
+  if waiting_key and redis.call('DECR', waiting_key) <= 0 then redis.call('DEL', waiting_key) end
 end
 """
 
 ENQUEUE = (
     _FAIR_SCORE
     + """
--- KEYS: queue, job, wake, virtual clock   ARGV: id, payload, enqueued_ms, tier offset,
---       share_ms, job ttl_s
-local score = fair_score(KEYS[4], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
-redis.call('HSET', KEYS[2], 'payload', ARGV[2], 'score', score)
+-- KEYS: queue, job, wake, account's last score, account's waiting count
+-- ARGV: id, payload, enqueued_ms, tier offset, share_ms, job ttl_s
+local score = fair_score(KEYS[5], KEYS[4], tonumber(ARGV[3]), tonumber(ARGV[4]),
+  tonumber(ARGV[5]))
+redis.call('HSET', KEYS[2], 'payload', ARGV[2], 'score', score, 'waiting', KEYS[5])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[1], score, ARGV[1])
 redis.call('LPUSH', KEYS[3], '1')
@@ -229,12 +248,14 @@ ROUTE_AND_ENQUEUE = (
     + _WAITING_FOR_SLOT
     + """
 -- KEYS: local queue, cloud queue, job, budget counter, local wake, cloud wake,
---       local virtual clock, cloud virtual clock, local inflight, local slots
+--       account's last local score, account's last cloud score, local inflight,
+--       local slots, account's local waiting count, account's cloud waiting count
 -- ARGV: job id, local payload, cloud payload, enqueued_ms, tier offset, share_ms,
---       backlog threshold, budget cap, failover allowed (1|0), job ttl_s
+--       backlog threshold, budget cap, failover allowed (1|0), job ttl_s, local queue cap
 -- Decides local or cloud, takes the budget unit and enqueues in one step, so a
 -- burst can overshoot neither the backlog threshold nor the cap.
--- returns {pool, budget count or 0, backlog}; pool 'restore' when the counter is missing
+-- returns {pool, budget count or 0, backlog}; pool 'restore' when the counter is missing,
+-- 'full' when the job would wait locally in a queue already at its cap
 local backlog = waiting_for_slot(KEYS[1], KEYS[9], KEYS[10])
 local pool, payload, count = 'local', ARGV[2], 0
 -- This request would be waiter number backlog + 1: past the threshold it overflows.
@@ -248,10 +269,16 @@ if ARGV[9] == '1' and backlog + 1 > tonumber(ARGV[7]) then
 end
 local cloud = pool == 'cloud'
 local queue = cloud and KEYS[2] or KEYS[1]
+-- A full local queue refuses what it cannot overflow (the cloud was no option).
+if not cloud and redis.call('ZCARD', queue) >= tonumber(ARGV[11]) then
+  return {'full', 0, backlog}
+end
 local wake = cloud and KEYS[6] or KEYS[5]
-local clock = cloud and KEYS[8] or KEYS[7]
-local score = fair_score(clock, tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
-redis.call('HSET', KEYS[3], 'payload', payload, 'score', score)
+local last = cloud and KEYS[8] or KEYS[7]
+local waiting = cloud and KEYS[12] or KEYS[11]
+local score = fair_score(waiting, last, tonumber(ARGV[4]), tonumber(ARGV[5]),
+  tonumber(ARGV[6]))
+redis.call('HSET', KEYS[3], 'payload', payload, 'score', score, 'waiting', waiting)
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[10]))
 redis.call('ZADD', queue, score, ARGV[1])
 redis.call('LPUSH', wake, '1')
@@ -259,3 +286,8 @@ redis.call('LTRIM', wake, 0, 63)
 return {pool, count, backlog}
 """
 )
+
+
+CLAIM = _LEFT_QUEUE + CLAIM_BODY
+CANCEL = _LEFT_QUEUE + CANCEL_BODY
+EXPIRE_WAITING = _LEFT_QUEUE + EXPIRE_WAITING_BODY

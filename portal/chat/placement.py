@@ -21,7 +21,7 @@ from starlette.background import BackgroundTask
 
 from broker.budget import BudgetDay, CloudBudget, budget_day
 from broker.concurrency import AccountSlots
-from broker.queue import JobQueue
+from broker.queue import JobQueue, QueueFull
 from portal.chat.relay import ChatRelay
 from portal.chat.service import Admissible, cloud_variant, reserve
 from portal.config import PortalSettings
@@ -67,7 +67,6 @@ class Placement:
         request: Request,
         failover_header: str | None = None,
     ) -> Response:
-        await self._refuse_when_full(admissible.model.pool)
         cap = self.settings.max_concurrent_per_account
         if cap <= 0:
             return await self._place(caller, body, admissible, request, failover_header)
@@ -95,21 +94,24 @@ class Placement:
         request: Request,
         failover_header: str | None,
     ) -> Response:
-        if admissible.model.pool == "cloud":
-            return await self._cloud(caller, body, admissible, request)
+        pool = admissible.model.pool
         overflow = self.settings.failover_enabled and not failover_refused(failover_header)
-        if admissible.fallback and overflow:
+        if pool == "local" and admissible.fallback and overflow:
+            # Capped inside the routed enqueue: a full local queue may still overflow.
             return await self._overflowable(caller, body, admissible, request)
+        waiting = await self.queue.queued(pool)
+        if waiting >= self.settings.max_queued_jobs:
+            raise await self._full(pool, waiting)
+        if pool == "cloud":
+            return await self._cloud(caller, body, admissible, request)
         job = await self._reserve(caller, body, admissible)
         return await self.relay.respond(job, request)
 
-    async def _refuse_when_full(self, pool: Pool) -> None:
-        waiting = await self.queue.queued("local") + await self.queue.queued("cloud")
-        if waiting < self.settings.max_queued_jobs:
-            return
+    async def _full(self, pool: Pool, waiting: int) -> ServiceUnavailable:
+        """The pool's queue is at its cap: when to come back, from the observed service rate."""
         rate = await self.queue.service_rate(pool)
         wait_s = min(3600, math.ceil((waiting + 1) / rate)) if rate > 0 else 30
-        raise ServiceUnavailable(
+        return ServiceUnavailable(
             f"The service is at capacity ({waiting} requests waiting). "
             f"Please retry in about {wait_s} s.",
             code="queue_full",
@@ -153,13 +155,17 @@ class Placement:
 
         async def enqueue() -> ChatJob:
             for _ in range(2):
-                placed = await self.queue.enqueue_routed(
-                    job,
-                    cloud,
-                    backlog_threshold=self.settings.failover_backlog,
-                    budget_cap=self.settings.cloud_daily_cap,
-                    failover_allowed=can_overflow,
-                )
+                try:
+                    placed = await self.queue.enqueue_routed(
+                        job,
+                        cloud,
+                        backlog_threshold=self.settings.failover_backlog,
+                        budget_cap=self.settings.cloud_daily_cap,
+                        failover_allowed=can_overflow,
+                        max_local_queued=self.settings.max_queued_jobs,
+                    )
+                except QueueFull:
+                    raise await self._full("local", await self.queue.queued("local")) from None
                 if placed is None:
                     await self.budget.restore(day.day)
                     continue

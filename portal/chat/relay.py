@@ -29,7 +29,7 @@ from portal.chat.chunks import (
     sse_frame,
 )
 from portal.config import PortalSettings
-from portal.exceptions import ServiceUnavailable
+from portal.exceptions import GatewayError, ServiceUnavailable
 from schema.messages import ChatJob, Delta, Done, Failed, Settlement, Started
 
 SettleNow = Callable[[Settlement], Awaitable[None]]
@@ -84,6 +84,10 @@ class ChatRelay:
         try:
             events = await stack.enter_async_context(self.hub.subscribe(job.id))
             job = await enqueue() if enqueue else await self._enqueue(job)
+        except GatewayError as error:  # refused at the enqueue itself (a full queue)
+            await stack.aclose()
+            await self.settle_now(self._cancelled(job, code=error.code))
+            raise
         except Exception as error:
             await stack.aclose()
             await self.settle_now(self._cancelled(job, code="queue_unavailable"))

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
+from broker import keys
 from broker.budget import CloudBudget, LoadPersisted, budget_day
 from broker.connection import make_redis
-from broker.queue import JobQueue
+from broker.queue import JobQueue, QueueFull
 from schema import cloud_budget
 from schema.db import make_engine, make_session_factory
 from schema.messages import ChatJob
@@ -220,5 +221,33 @@ async def test_jobs_a_free_slot_will_take_are_not_backlog(redis: Redis) -> None:
     local = job()
     placed = await queue.enqueue_routed(
         local, cloud_of(local), backlog_threshold=3, budget_cap=500, failover_allowed=True
+    )
+    assert placed is not None and placed[0].pool == "cloud"
+
+
+async def test_a_full_local_queue_refuses_what_cannot_overflow(redis: Redis) -> None:
+    queue = JobQueue(redis)
+    budget = CloudBudget(redis, in_memory_loader({}))
+    await budget.restore(DAY)
+    for _ in range(3):
+        await queue.enqueue(job())
+    local = job()
+    with pytest.raises(QueueFull):
+        await queue.enqueue_routed(
+            local,
+            cloud_of(local),
+            backlog_threshold=3,
+            budget_cap=0,
+            failover_allowed=True,
+            max_local_queued=3,
+        )
+    assert await queue.queued("local") == 3 and await redis.exists(keys.job(local.id)) == 0
+    placed = await queue.enqueue_routed(
+        local,
+        cloud_of(local),
+        backlog_threshold=3,
+        budget_cap=10,
+        failover_allowed=True,
+        max_local_queued=3,
     )
     assert placed is not None and placed[0].pool == "cloud"

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
+from broker import keys
 from broker.connection import make_redis
 from broker.queue import JobQueue, QueueSettings
-from schema.messages import ChatJob
+from schema.messages import ChatJob, Settlement
 from schema.openai import ChatCompletionRequest
 from tests.services import RedisServer, start_redis
 
@@ -92,3 +93,32 @@ async def test_basic_is_served_under_sustained_enterprise_load(queue: JobQueue) 
             served_basic_at = second
             break
     assert served_basic_at is not None and 19 <= served_basic_at <= 21
+
+
+async def test_an_account_served_at_once_keeps_its_tiers_head_start(queue: JobQueue) -> None:
+    """Fairness counts waiting jobs only: an Enterprise account whose jobs were all
+    claimed at once (two a second for two minutes) is not pushed back behind Basic."""
+    for i in range(240):
+        await queue.enqueue(job(7, ENTERPRISE, T0 + i * 500))
+        assert await queue.claim("local", slots=1000, now_ms=T0, token=f"e{i}") is not None
+    now = T0 + 120_000
+    await queue.enqueue(job(1, BASIC, now - 15_000))  # waited 15 s, less than 20 s
+    await queue.enqueue(job(7, ENTERPRISE, now))
+    assert await claim_order(queue, 2) == [7, 1]
+
+
+async def test_waiting_count_follows_claims_and_cancels(queue: JobQueue) -> None:
+    first, second, third = (job(5, PRO, T0 + i) for i in range(3))
+    for item in (first, second, third):
+        await queue.enqueue(item)
+    assert await queue.redis.get(keys.waiting("local", 5)) == b"3"
+    await queue.claim("local", slots=1000, now_ms=T0, token="c1")
+    settlement = Settlement.for_job(second, status="cancelled", charged=False, finished_at_ms=T0)
+    assert await queue.cancel(second, settlement) == "dequeued"
+    assert await queue.redis.get(keys.waiting("local", 5)) == b"1"
+    # A new job of the account is spaced behind the one still waiting, and after it.
+    late = job(5, PRO, T0 + 3)
+    await queue.enqueue(late)
+    assert await queue.redis.zscore(keys.queue("local"), late.id) > await queue.redis.zscore(
+        keys.queue("local"), third.id
+    )

@@ -60,9 +60,11 @@ async def other_redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 def make_job(*, tier: int = BASIC, enqueued_at_ms: int = T0, pool: Pool = "local") -> ChatJob:
+    # Each job its own account (an account has one plan, so one tier); fairness between
+    # one account's jobs is tested in test_fairness.py.
     return ChatJob(
         id=uuid.uuid4().hex,
-        account_id=1,
+        account_id=uuid.uuid4().int % 1_000_000_000,
         api_key_id=1,
         model_requested="llama3.2:3b",
         model_served="llama3.2:3b",

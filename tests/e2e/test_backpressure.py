@@ -116,3 +116,30 @@ def test_per_account_concurrency_cap_is_429(stack: Stack, strict_api: str) -> No
         assert all(f.result().status_code == 200 for f in running)
     # Slots come back when responses finish.
     assert post(strict_api, account.key, "after").status_code == 200
+
+
+def test_a_full_local_queue_overflows_rather_than_refusing(stack: Stack, strict_api: str) -> None:
+    waiter = unlimited(stack, credits=10)
+    account = unlimited(stack, credits=10)
+    with (
+        concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool,
+        saturated(stack, unlimited(stack).key),
+    ):
+        for i in range(3):
+            pool.submit(post, stack.api_url, waiter.key, "wait")
+            wait_backlog(stack, i + 1)
+        # The local queue is at its cap (3) but the cloud has room: no 503 for this one.
+        overflowing = httpx.post(
+            f"{strict_api}/v1/chat/completions",
+            json=body("overflow"),
+            headers={"Authorization": f"Bearer {account.key}"},
+            timeout=30,
+        )
+        assert overflowing.status_code == 200, overflowing.text
+        assert overflowing.headers["x-resayil-served-by"] == "cloud"
+        # Staying local, it is refused before anything is reserved.
+        refused = post(strict_api, account.key, "stay local")
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "queue_full"
+    rows = stack.wait_usage(account.account_id, 1)
+    assert [(r.pool, r.credits_charged) for r in rows] == [("cloud", 2)]
+    assert stack.balance(account.account_id) == 8 == stack.ledger_sum(account.account_id)

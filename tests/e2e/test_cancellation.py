@@ -172,11 +172,12 @@ def test_non_stream_client_timeout_stops_the_upstream_within_a_second(
 
 
 @contextlib.contextmanager
-def saturated_slots(stack: Stack, http: httpx.Client) -> Iterator[None]:
-    """LOCAL_SLOTS slow streams generating; closed (so cancelled) on the way out."""
+def saturated_slots(stack: Stack, http: httpx.Client) -> Iterator[list[str]]:
+    """LOCAL_SLOTS slow streams generating (their request ids); closed on the way out."""
     account = stack.new_account(credits=10)
     url = f"{stack.api_url}/v1/chat/completions"
     with contextlib.ExitStack() as streams:
+        request_ids = []
         for _ in range(LOCAL_SLOTS):
             response = streams.enter_context(
                 http.stream(
@@ -184,8 +185,9 @@ def saturated_slots(stack: Stack, http: httpx.Client) -> Iterator[None]:
                 )
             )
             assert response.status_code == 200
+            request_ids.append(response.headers["x-request-id"])
         assert wait_until(lambda: stack.sim_stats()["active"] == LOCAL_SLOTS, 5) is not None
-        yield
+        yield request_ids
 
 
 def disconnect_after_heartbeat(stack: Stack, http: httpx.Client, key: str) -> None:
@@ -211,7 +213,7 @@ def test_a_queued_request_is_removed_on_disconnect(
     stack = idle_stack
     account = stack.new_account(credits=10)
     with httpx.Client(timeout=30) as http:
-        with saturated_slots(stack, http):
+        with saturated_slots(stack, http) as slow:
             leave(stack, http, account.key)
             left = 2 if leave is disconnect_before_first_byte else 1
             rows = stack.wait_usage(account.account_id, left)
@@ -220,7 +222,9 @@ def test_a_queued_request_is_removed_on_disconnect(
             assert queues.zcard(keys.queue("local")) == 0
             assert stack.sim_stats()["requests"] == LOCAL_SLOTS
         # The slots free up; a job left in the queue would now reach the simulator.
-        assert wait_until(lambda: stack.sim_stats()["active"] == 0, 5) is not None
+        stopped = wait_until(lambda: stack.sim_stats()["active"] == 0, 5)
+        jobs = {i: queues.hmget(keys.job(i), "claim", "sent", "cancelled") for i in slow}
+        assert stopped is not None, f"slow jobs not stopped: {stack.sim_stats()} {jobs}"
         time.sleep(0.3)
     assert stack.sim_stats()["requests"] == LOCAL_SLOTS
     for row in rows:
