@@ -300,15 +300,18 @@ async def one_request(
 
 
 async def virtual_clocks(url: str, account_ids: dict[str, list[int]]) -> dict[str, list[float]]:
-    """How far each account's fair-share clock (local pool) runs ahead of the wall clock,
-    in seconds, per tier (0 for an account whose clock is behind or unset)."""
+    """How far each account's latest local job was pushed back by fair queuing (its
+    start ahead of the wall clock), in seconds, per tier (0 when not ahead). It grows
+    with the account's waiting jobs only, never with jobs already served."""
     client = Redis.from_url(url)
     try:
         ahead: dict[str, list[float]] = {}
         now_ms = time.time() * 1000
         for tier, ids in account_ids.items():
-            values = await client.mget([keys.virtual_clock("local", i) for i in ids])
-            ahead[tier] = [0.0 if v is None else max(0.0, (int(v) - now_ms) / 1000) for v in values]
+            values = await client.mget([keys.last_score("local", i) for i in ids])
+            ahead[tier] = [
+                0.0 if v is None else max(0.0, (float(v) - now_ms) / 1000) for v in values
+            ]
         return ahead
     finally:
         await client.aclose()

@@ -335,7 +335,7 @@ def account_lines(run: OverloadRun, rows: dict[str, Row]) -> list[str]:
     return [
         "per account: requests, queue wait p50/p99 (ms)",
         *lines,
-        f"fair-share clocks (local pool) ahead of the wall clock when the arrivals stopped, "
+        f"fair-share push-back of each account's latest local job when the arrivals stopped, "
         f"s: {clocks} (the head start is {head_start:g} s per tier)",
     ]
 
