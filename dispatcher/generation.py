@@ -27,6 +27,23 @@ def now_ms() -> int:
 class Upstream:
     base_url: str
     headers: dict[str, str]
+    # ollama.com itself names cloud models without the `:cloud` suffix that a local
+    # Ollama uses to forward them (`gpt-oss:120b`, not `gpt-oss:120b-cloud`).
+    direct_cloud: bool = False
+
+    def model_name(self, upstream_model: str) -> str:
+        return strip_cloud_suffix(upstream_model) if self.direct_cloud else upstream_model
+
+
+def strip_cloud_suffix(name: str) -> str:
+    """`qwen3.5:cloud` -> `qwen3.5`, `gpt-oss:20b:cloud` -> `gpt-oss:20b`,
+    `gpt-oss:120b-cloud` -> `gpt-oss:120b` (case-insensitive, as Ollama matches)."""
+    lowered = name.lower()
+    if lowered.endswith(":cloud"):  # name:cloud and name:tag:cloud
+        return name[: -len(":cloud")]
+    if lowered.endswith("-cloud") and ":" in name:  # the legacy name:tag-cloud
+        return name[: -len("-cloud")]
+    return name
 
 
 @dataclass
@@ -104,7 +121,9 @@ async def _generate(
 ) -> Outcome:
     job = claimed.job
     try:
-        payload = to_ollama_chat(job.request, upstream_model=job.upstream_model)
+        payload = to_ollama_chat(
+            job.request, upstream_model=upstream.model_name(job.upstream_model)
+        )
     except UnsupportedInput as error:
         failed = Failed(
             status=400,

@@ -62,7 +62,7 @@ class Dispatcher:
     def upstream(self, pool: Pool) -> Upstream:
         if pool == "cloud" and self.settings.ollama_cloud_url and self.settings.ollama_api_key:
             headers = {"Authorization": f"Bearer {self.settings.ollama_api_key}"}
-            return Upstream(self.settings.cloud_base_url, headers)
+            return Upstream(self.settings.cloud_base_url, headers, direct_cloud=True)
         base = self.settings.cloud_base_url if pool == "cloud" else self.settings.ollama_url
         return Upstream(base, {})
 

@@ -156,6 +156,31 @@ async def test_concurrent_claims_of_two_dispatchers_never_exceed_slots(
     assert await dispatchers[0].backlog("local") == 20 - slots - 2 * 3
 
 
+async def test_batched_claims_of_two_dispatchers_never_exceed_slots(
+    redis: Redis, other_redis: Redis
+) -> None:
+    slots = 5
+    dispatchers = [JobQueue(redis), JobQueue(other_redis)]
+    jobs = [make_job(tier=1 + i % 3, enqueued_at_ms=T0 + i) for i in range(12)]
+    for job in jobs:
+        await dispatchers[0].enqueue(job)
+    batches = await asyncio.gather(
+        *(
+            dispatchers[i % 2].claim_many(
+                "local", slots=slots, now_ms=T0, tokens=[f"d{i}:{n}" for n in range(3)]
+            )
+            for i in range(30)
+        )
+    )
+    claimed = [c for batch in batches for c in batch]
+    assert len(claimed) == slots == await dispatchers[0].running("local")
+    # Each job is owned by the token it was handed with, and the best five went first.
+    for item in claimed:
+        assert (await redis.hget(keys.job(item.job.id), "claim")) == item.claim_token.encode()
+    by_priority = sorted(jobs, key=dispatchers[0].score)
+    assert {c.job.id for c in claimed} == {job.id for job in by_priority[:slots]}
+
+
 # -- cancel ----------------------------------------------------------------------------
 
 

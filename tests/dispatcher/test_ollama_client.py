@@ -361,3 +361,21 @@ async def test_task_cancellation_closes_the_upstream_stream() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
     assert stream.closed
+
+
+@pytest.mark.parametrize(
+    ("name", "direct"),
+    [
+        ("qwen3.5:cloud", "qwen3.5"),
+        ("gpt-oss:20b:cloud", "gpt-oss:20b"),
+        ("gpt-oss:120b-cloud", "gpt-oss:120b"),
+        ("QWEN3.5:CLOUD", "QWEN3.5"),
+        ("foo-cloud", "foo-cloud"),  # no tag: not a cloud name
+        ("llama3.2:3b", "llama3.2:3b"),
+    ],
+)
+def test_direct_cloud_upstream_drops_the_cloud_suffix(name: str, direct: str) -> None:
+    from dispatcher.generation import Upstream
+
+    assert Upstream("https://ollama.com", {}, direct_cloud=True).model_name(name) == direct
+    assert Upstream("http://127.0.0.1:11434", {}).model_name(name) == name

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.test_failover import body, saturated, unlimited, wait_backlog
+from tests.e2e.helpers import body, saturated, unlimited, wait_backlog
 from tests.services import free_port
 from tests.stack import Stack, _wait_http
 

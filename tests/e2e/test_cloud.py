@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import httpx
@@ -11,8 +13,9 @@ import redis
 
 from broker import keys
 from broker.budget import budget_day
-from tests.e2e.test_failover import body, post, saturated, unlimited
-from tests.stack import Stack
+from tests.e2e.helpers import body, post, saturated, unlimited
+from tests.services import free_port
+from tests.stack import Stack, _wait_http
 
 CLOUD = "qwen3.5:cloud"
 
@@ -72,3 +75,46 @@ def test_models_list_is_unaffected_by_cloud_state(stack: Stack) -> None:
         f"{stack.api_url}/v1/models", headers={"Authorization": f"Bearer {account.key}"}
     )
     assert CLOUD in {m["id"] for m in listed.json()["data"]}
+
+
+def test_600_concurrent_cloud_requests_against_a_cap_of_500(stack: Stack) -> None:
+    before = used_today(stack)
+    port = free_port()
+    capped = stack._spawn(
+        "api-cap-500",
+        ["api", "--port", str(port)],
+        {**stack.env, "CLOUD_DAILY_CAP": str(before + 500)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{url}/healthz", "capped api", capped.popen, capped.log)
+        accounts = [unlimited(stack, credits=400) for _ in range(4)]
+        with (
+            httpx.Client(timeout=120, limits=httpx.Limits(max_connections=64)) as client,
+            concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool,
+        ):
+
+            def one(i: int) -> httpx.Response:
+                return client.post(
+                    f"{url}/v1/chat/completions",
+                    json=body("hi [[sim:tokens=4]]", CLOUD),
+                    headers={"Authorization": f"Bearer {accounts[i % 4].key}"},
+                )
+
+            responses = list(pool.map(one, range(600)))
+        statuses = Counter(r.status_code for r in responses)
+        assert statuses == {200: 500, 503: 100}, statuses
+        assert {r.headers["x-resayil-served-by"] for r in responses if r.status_code == 200} == {
+            "cloud"
+        }
+        assert {r.json()["error"]["code"] for r in responses if r.status_code == 503} == {
+            "cloud_budget_exhausted"
+        }
+        assert used_today(stack) == before + 500
+        served = sum(len(stack.wait_usage(a.account_id, 125, timeout=30)) for a in accounts)
+        assert served == 500
+        for account in accounts:
+            assert stack.balance(account.account_id) == stack.ledger_sum(account.account_id)
+    finally:
+        capped.stop()
+        stack.processes.remove(capped)

@@ -10,24 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 from openai.types.chat import ChatCompletionMessageParam
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from schema.models import Account, CreditEntry
-from tests.stack import Account_, Stack
+from schema.models import CreditEntry
+from tests.e2e.helpers import unlimit
+from tests.stack import Stack
 
 ClientFor = Callable[..., openai.OpenAI]
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 LOCAL = "llama3.2:3b"
 CLOUD = "qwen3.5:cloud"
-
-
-def unlimited(stack: Stack, account: Account_) -> Account_:
-    """No per-minute limit (`rpm_override=0`): these tests send many requests on purpose."""
-    with stack.session() as session, session.begin():
-        session.execute(
-            update(Account).where(Account.id == account.account_id).values(rpm_override=0)
-        )
-    return account
 
 
 def ledger_entries(stack: Stack, account_id: int) -> list[CreditEntry]:
@@ -44,7 +36,7 @@ def ledger_entries(stack: Stack, account_id: int) -> list[CreditEntry]:
 def test_concurrent_requests_admit_only_what_the_balance_covers(
     stack: Stack, client_for: ClientFor
 ) -> None:
-    account = unlimited(stack, stack.new_account(plan="pro", credits=3))
+    account = unlimit(stack, stack.new_account(plan="pro", credits=3))
     client = client_for(account.key, timeout=60)
     start = threading.Barrier(50)
 
@@ -98,7 +90,7 @@ def _say(text: str) -> list[ChatCompletionMessageParam]:
 
 
 def test_books_balance_after_mixed_outcomes(stack: Stack, client_for: ClientFor) -> None:
-    account = unlimited(stack, stack.new_account(plan="pro", credits=6))
+    account = unlimit(stack, stack.new_account(plan="pro", credits=6))
     client = client_for(account.key)
     outcomes: list[str] = []
 

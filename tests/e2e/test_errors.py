@@ -15,10 +15,11 @@ import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from schema.models import Account, CreditEntry
-from tests.stack import Account_, Stack
+from schema.models import CreditEntry
+from tests.e2e.helpers import unlimit
+from tests.stack import Stack
 
 ClientFor = Callable[..., openai.OpenAI]
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
@@ -71,15 +72,6 @@ def ledger_rows(stack: Stack, account_id: int) -> list[tuple[str, int]]:
             .order_by(CreditEntry.id)
         )
         return [(kind, amount) for kind, amount in rows]
-
-
-def unlimited(stack: Stack, account: Account_) -> Account_:
-    """No per-minute limit (`rpm_override=0`): these tests send many requests on purpose."""
-    with stack.session() as session, session.begin():
-        session.execute(
-            update(Account).where(Account.id == account.account_id).values(rpm_override=0)
-        )
-    return account
 
 
 def say(text: str) -> list[ChatCompletionMessageParam]:
@@ -531,7 +523,7 @@ def random_invalid_body(rng: random.Random) -> tuple[bytes, str]:
 
 
 def test_fuzzed_bodies_never_cause_a_500(stack: Stack) -> None:
-    account = unlimited(stack, stack.new_account(plan="enterprise", credits=20))
+    account = unlimit(stack, stack.new_account(plan="enterprise", credits=20))
     rng = random.Random(20240607)  # fixed seed: a failure reproduces
     cases = CURATED + [random_invalid_body(rng) for _ in range(40)]
     statuses: list[int] = []

@@ -3,81 +3,17 @@
 from __future__ import annotations
 
 import concurrent.futures
-import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 
-import httpx
 import redis
 from sqlalchemy import select
 
 from broker import keys
 from broker.budget import budget_day
 from schema.models import AdminAlert
+from tests.e2e.helpers import LOCAL, body, post, saturated, unlimited, wait_backlog
 from tests.services import free_port
-from tests.stack import Account_, Stack, _wait_http
-
-LOCAL = "llama3.2:3b"
-SLOW = "[[sim:tokens=2000]] [[sim:delay_ms=5]]"
-
-
-def body(text: str, model: str = LOCAL, stream: bool = False) -> dict[str, object]:
-    return {"model": model, "messages": [{"role": "user", "content": text}], "stream": stream}
-
-
-def post(url: str, key: str, payload: dict[str, object], **headers: str) -> httpx.Response:
-    return httpx.post(
-        f"{url}/v1/chat/completions",
-        json=payload,
-        headers={"Authorization": f"Bearer {key}", **headers},
-        timeout=60,
-    )
-
-
-@contextmanager
-def saturated(stack: Stack, key: str, slots: int = 4) -> Iterator[None]:
-    """Keep every local slot busy with slow streams until the block ends."""
-    with ExitStack() as streams:
-        client = streams.enter_context(httpx.Client(timeout=60))
-        # A dropped line iterator closes its response: keep them alive with the streams.
-        readers: list[Iterator[str]] = []
-        for _ in range(slots):
-            response = streams.enter_context(
-                client.stream(
-                    "POST",
-                    f"{stack.api_url}/v1/chat/completions",
-                    json=body(SLOW, stream=True),
-                    headers={"Authorization": f"Bearer {key}", "x-resayil-failover": "off"},
-                )
-            )
-            readers.append(response.iter_lines())
-            next(readers[-1])
-        deadline = time.monotonic() + 5
-        while stack.sim_stats()["active"] < slots and time.monotonic() < deadline:
-            time.sleep(0.02)
-        yield
-
-
-def local_backlog(stack: Stack) -> int:
-    with redis.Redis.from_url(stack.redis_url) as client:
-        return int(client.zcard(keys.queue("local")))
-
-
-def wait_backlog(stack: Stack, count: int) -> None:
-    deadline = time.monotonic() + 5
-    while local_backlog(stack) < count:
-        assert time.monotonic() < deadline, f"backlog stayed at {local_backlog(stack)}"
-        time.sleep(0.01)
-
-
-def unlimited(stack: Stack, credits: int = 100) -> Account_:
-    account = stack.new_account(plan="pro", credits=credits)
-    with stack.session() as session, session.begin():
-        from schema.models import Account
-
-        session.get_one(Account, account.account_id).rpm_override = 0
-    return account
+from tests.stack import Stack, _wait_http
 
 
 def test_fourth_waiter_and_later_go_to_the_cloud(stack: Stack) -> None:

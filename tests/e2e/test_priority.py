@@ -9,7 +9,7 @@ from contextlib import ExitStack
 import httpx
 
 from schema.models import Account
-from tests.e2e.test_failover import body, post, unlimited, wait_backlog
+from tests.e2e.helpers import body, post, unlimited, wait_backlog
 from tests.stack import Stack
 
 

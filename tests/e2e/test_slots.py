@@ -7,33 +7,18 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from tests.e2e.helpers import live_dispatchers, user, wait_until
 from tests.stack import Process, Stack
 
 ClientFor = Callable[..., openai.OpenAI]
 MODEL = "llama3.2:3b"
 SLOTS = 2
 STAY_LOCAL = {"x-resayil-failover": "off"}  # a backlog would otherwise overflow to cloud
-
-
-def user(content: str) -> list[Any]:
-    return [{"role": "user", "content": content}]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-def live_dispatchers(stack: Stack) -> list[Process]:
-    return [d for d in stack.dispatchers if d.popen.poll() is None]
 
 
 @pytest.fixture
