@@ -1,6 +1,12 @@
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
+
+# What callers treat as "the broker is unavailable right now" (a 503, not a 500).
+UNAVAILABLE: tuple[type[Exception], ...] = (RedisError,)
 
 # A burst larger than the pool waits for a free connection instead of failing
 # (redis-py's default pool raises MaxConnectionsError past its size).
@@ -14,5 +20,9 @@ def make_redis(url: str, *, max_connections: int = MAX_CONNECTIONS) -> Redis:
         max_connections=max_connections,
         timeout=WAIT_FOR_CONNECTION_S,
         health_check_interval=30,
+        # Pooled connections of a Redis that restarted fail once; reconnect and retry
+        # instead of failing the request that happened to pick them up.
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3, (ConnectionError, TimeoutError)),
+        retry_on_error=[ConnectionError, TimeoutError],
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it too

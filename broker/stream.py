@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
 
 from broker import keys
 from schema.messages import Delta, Done, Failed, Started, decode_events
@@ -135,7 +136,13 @@ async def listen_for_cancels(
     await pubsub.subscribe(keys.CANCELS)
     try:
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            try:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except (ConnectionError, OSError, RedisError):
+                # redis-py subscribes again when it reconnects; keep listening.
+                log.warning("cancel listener lost its Redis connection; retrying")
+                await asyncio.sleep(0.5)
+                continue
             if message is None or not isinstance(message.get("data"), bytes):
                 continue
             result = on_cancel(message["data"].decode())

@@ -117,12 +117,13 @@ class Dispatcher:
                     now_ms=now_ms(),
                     tokens=[self._token() for _ in range(free)],
                 )
+                if not claimed:
+                    await self.queue.wait_for_work(pool, timeout_s=0.25)
+                    continue
             except Exception:
-                log.exception("claiming from %s failed", pool)
+                # Nothing may end this loop but a stop: a dead poller claims nothing again.
+                log.exception("claiming from %s failed; retrying", pool)
                 await asyncio.sleep(0.5)
-                continue
-            if not claimed:
-                await self.queue.wait_for_work(pool, timeout_s=0.25)
                 continue
             for job in claimed:
                 self._start(job, client)
@@ -162,9 +163,12 @@ class Dispatcher:
         while True:
             await asyncio.sleep(self.settings.lease_ms / 3000)
             claimed = [c for c, _ in self._running.values()]
-            if claimed:
-                with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):
+                if claimed:
                     await self.queue.extend(claimed, now_ms=now_ms())
+                # Said again and again: a Redis that restarted empty must learn it anew.
+                for pool in POOLS:
+                    await self.queue.announce_slots(pool, self.slots(pool))
 
     async def _reap_expired(self) -> None:
         while True:

@@ -22,6 +22,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from broker.connection import UNAVAILABLE
+
 
 class GatewayError(Exception):
     status = 500
@@ -145,6 +147,19 @@ async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _on_broker_unavailable(_request: Request, _error: Exception) -> JSONResponse:
+    return JSONResponse(
+        error_body(
+            "The service is briefly unavailable; please retry.",
+            "api_error",
+            "service_unavailable",
+            None,
+        ),
+        status_code=503,
+        headers={"retry-after": "1"},
+    )
+
+
 async def _on_unexpected(_request: Request, _error: Exception) -> JSONResponse:
     return JSONResponse(
         error_body(
@@ -158,4 +173,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _on_gateway_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, _on_broker_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

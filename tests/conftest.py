@@ -44,6 +44,7 @@ def stack(
     else:
         database_url = f"sqlite:///{workdir / 'resayil.db'}"
     system = Stack(database_url=database_url, redis_url=redis.url, workdir=Path(workdir))
+    system.redis_server = redis
     try:
         system.start()
         yield system

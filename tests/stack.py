@@ -24,7 +24,7 @@ from portal.keys.service import create_key
 from schema.db import make_engine, make_session_factory
 from schema.migrate import upgrade
 from schema.models import Account, CreditEntry, UsageRecord
-from tests.services import free_port
+from tests.services import RedisServer, free_port
 
 READY_TIMEOUT = 30.0
 
@@ -80,6 +80,7 @@ class Stack:
     sim_url: str = ""
     engine: Engine | None = None
     sessions: sessionmaker[Session] | None = None
+    redis_server: RedisServer | None = None  # set by the fixture that started it
     _counter: int = 0
 
     # -- processes -------------------------------------------------------------

@@ -118,3 +118,30 @@ def test_600_concurrent_cloud_requests_against_a_cap_of_500(stack: Stack) -> Non
     finally:
         capped.stop()
         stack.processes.remove(capped)
+
+
+def test_a_redis_restart_mid_day_keeps_the_cloud_count(stack: Stack) -> None:
+    assert stack.redis_server is not None
+    account = unlimited(stack, credits=20)
+    assert post(stack.api_url, account.key, body("before", CLOUD)).status_code == 200
+    before = used_today(stack)
+    assert before >= 1
+    stack.redis_server.restart()  # not persistent: Redis comes back empty
+    assert used_today(stack) == 0
+    deadline = time.monotonic() + 20
+    response = None
+    while time.monotonic() < deadline:  # the processes reconnect on their own
+        try:
+            response = post(stack.api_url, account.key, body("after", CLOUD))
+        except httpx.HTTPError:
+            response = None
+        if response is not None and response.status_code == 200:
+            break
+        time.sleep(0.5)
+    assert response is not None and response.status_code == 200, response and response.text
+    # The day's count came back from the database and went on from there.
+    assert used_today(stack) == before + 1
+    # Local work flows again too, and the books settle.
+    assert post(stack.api_url, account.key, body("local too")).status_code == 200
+    assert len(stack.wait_usage(account.account_id, 3, timeout=20)) == 3
+    assert stack.balance(account.account_id) == stack.ledger_sum(account.account_id)
