@@ -101,6 +101,9 @@ class Stack:
             "LEASE_MS": "1500",
             "PUBLIC_BASE_URL": self.api_url,
             "DRAIN_TIMEOUT_S": "5",
+            # Tests share one day's cloud budget: those that test the cap start an api
+            # of their own with a cap just above today's count.
+            "CLOUD_DAILY_CAP": "1000000",
         }
         sim = self._spawn("sim", ["sim-ollama", "--port", str(sim_port), "--num-parallel", "64"])
         _wait_http(f"{self.sim_url}/api/version", "simulator", sim.popen, sim.log)
