@@ -154,6 +154,7 @@ def keys_delete(email: str, key_id: int) -> None:
                 account_id=account_id,
                 key_id=key_id,
                 revoke=lambda digest: revoke_key(redis, digest),
+                actor="cli",
             )
         return {"id": key_id, "deleted": True}
 
@@ -209,7 +210,7 @@ def accounts_set_limit(email: str, rpm: int | None) -> None:
     from portal.accounts.service import set_rate_limit
 
     def work(session: Session) -> dict[str, Any]:
-        account_id = set_rate_limit(session, email=email, rpm=rpm)
+        account_id = set_rate_limit(session, email=email, rpm=rpm, actor="cli")
         with sync_redis() as redis:
             revoke_account(redis, account_id)  # the api's cached limit must not linger
         return {"account_id": account_id, "rpm_override": rpm}

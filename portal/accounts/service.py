@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from portal.accounts.passwords import hash_password
 from portal.accounts.phones import normalise_phone
 from portal.exceptions import InvalidRequest, NotFound
-from schema import ledger
+from schema import audit, ledger
 from schema.models import Account, Membership, Plan, User
 
 
@@ -85,15 +85,25 @@ def owned_account(session: Session, *, email: str) -> tuple[int, int]:
     return row[0], row[1]
 
 
-def set_rate_limit(session: Session, *, email: str, rpm: int | None) -> int:
+def set_rate_limit(session: Session, *, email: str, rpm: int | None, actor: str) -> int:
     """Override an account's requests per minute (0 = unlimited, None = the plan's)."""
     _user_id, account_id = owned_account(session, email=email)
-    set_account_rate_limit(session, account_id=account_id, rpm=rpm)
+    set_account_rate_limit(session, account_id=account_id, rpm=rpm, actor=actor)
     return account_id
 
 
-def set_account_rate_limit(session: Session, *, account_id: int, rpm: int | None) -> None:
+def set_account_rate_limit(
+    session: Session, *, account_id: int, rpm: int | None, actor: str
+) -> None:
     account = session.get(Account, account_id)
     if account is None:
         raise NotFound(f"No account {account_id}.", code="account_not_found")
+    audit.record(
+        session,
+        actor=actor,
+        action="account.rate_limit_set",
+        target_type="account",
+        target_id=account_id,
+        details={"from": account.rpm_override, "to": rpm},
+    )
     account.rpm_override = rpm

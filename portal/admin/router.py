@@ -47,11 +47,16 @@ class RateLimitOut(BaseModel):
     },
 )
 async def set_rate_limit(
-    account_id: int, body: RateLimitIn, _admin: AdminDep, state: StateDep
+    account_id: int, body: RateLimitIn, admin: AdminDep, state: StateDep
 ) -> RateLimitOut:
     def write() -> None:
         with state.sessions() as session, session.begin():
-            set_account_rate_limit(session, account_id=account_id, rpm=body.requests_per_minute)
+            set_account_rate_limit(
+                session,
+                account_id=account_id,
+                rpm=body.requests_per_minute,
+                actor=f"key:{admin.api_key_id}",
+            )
 
     await anyio.to_thread.run_sync(write)
     await state.auth_cache.revoke_account(account_id)  # applies from the next request

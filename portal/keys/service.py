@@ -15,6 +15,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal.exceptions import AuthenticationFailed, NotFound
+from schema import audit
 from schema.models import Account, ApiKey, Plan, User
 
 KEY_PREFIX = "rsy-"
@@ -71,7 +72,12 @@ def create_key(session: Session, *, account_id: int, user_id: int | None, label:
 
 
 def delete_key(
-    session: Session, *, account_id: int, key_id: int, revoke: Callable[[str], None]
+    session: Session,
+    *,
+    account_id: int,
+    key_id: int,
+    revoke: Callable[[str], None],
+    actor: str,
 ) -> None:
     """Soft-delete one of the account's keys; another account's key id is 'not found'.
 
@@ -86,6 +92,14 @@ def delete_key(
     ).scalar_one_or_none()
     if digest_of_key is None:
         raise NotFound("No such API key.", code="key_not_found")
+    audit.record(
+        session,
+        actor=actor,
+        action="api_key.deleted",
+        target_type="api_key",
+        target_id=key_id,
+        details={"account_id": account_id},
+    )
     revoke(digest_of_key)
 
 

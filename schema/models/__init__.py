@@ -2,6 +2,7 @@
 
 from schema.models.account import Account, Membership, User
 from schema.models.api_key import ApiKey
+from schema.models.audit import AuditEntry
 from schema.models.catalog import CatalogModel, Plan, PlanModel, Price
 from schema.models.cloud import AdminAlert, CloudBudgetDay
 from schema.models.ledger import CreditEntry
@@ -11,6 +12,7 @@ __all__ = [
     "Account",
     "AdminAlert",
     "ApiKey",
+    "AuditEntry",
     "CatalogModel",
     "CloudBudgetDay",
     "CreditEntry",

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from portal.exceptions import NotFound
 from portal.keys.service import delete_key
 from resayil.cli import main
-from schema.models import ApiKey
+from schema.models import ApiKey, AuditEntry
 from tests.stack import Stack
 
 ClientFor = Callable[..., openai.OpenAI]
@@ -30,7 +30,11 @@ def test_deleted_key_fails_on_the_very_next_request(stack: Stack, client_for: Cl
     assert client.chat.completions.create(model="llama3.2:3b", messages=HELLO).choices
     with stack.session() as session, session.begin():
         delete_key(
-            session, account_id=account.account_id, key_id=account.key_id, revoke=stack.revoke_key
+            session,
+            account_id=account.account_id,
+            key_id=account.key_id,
+            revoke=stack.revoke_key,
+            actor="test",
         )
     with pytest.raises(openai.AuthenticationError) as caught:
         client.chat.completions.create(model="llama3.2:3b", messages=HELLO)
@@ -39,7 +43,11 @@ def test_deleted_key_fails_on_the_very_next_request(stack: Stack, client_for: Cl
         client.models.list()
     with stack.session() as session, session.begin(), pytest.raises(NotFound):
         delete_key(
-            session, account_id=account.account_id, key_id=account.key_id, revoke=stack.revoke_key
+            session,
+            account_id=account.account_id,
+            key_id=account.key_id,
+            revoke=stack.revoke_key,
+            actor="test",
         )
     assert len(stack.wait_usage(account.account_id, 1)) == 1
     assert stack.balance(account.account_id) == 9
@@ -76,7 +84,11 @@ def test_deleting_another_accounts_key_is_not_found(stack: Stack, client_for: Cl
     owner, intruder = stack.new_account(credits=10), stack.new_account(credits=10)
     with stack.session() as session, session.begin(), pytest.raises(NotFound) as caught:
         delete_key(
-            session, account_id=intruder.account_id, key_id=owner.key_id, revoke=stack.revoke_key
+            session,
+            account_id=intruder.account_id,
+            key_id=owner.key_id,
+            revoke=stack.revoke_key,
+            actor="test",
         )
     assert caught.value.code == "key_not_found"
     with stack.session() as session:
@@ -98,3 +110,10 @@ def test_cli_delete_ends_a_cached_key_on_its_next_request(stack: Stack) -> None:
     refused = httpx.get(f"{stack.api_url}/v1/models", headers=headers)
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "invalid_api_key"
+    with stack.session() as session:
+        entry = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.target_type == "api_key", AuditEntry.target_id == account.key_id
+            )
+        ).one()
+    assert (entry.actor, entry.action) == ("cli", "api_key.deleted")

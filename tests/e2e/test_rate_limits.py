@@ -7,9 +7,10 @@ from collections import Counter
 
 import httpx
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from resayil.cli import main
-from schema.models import User
+from schema.models import AuditEntry, User
 from tests.services import free_port
 from tests.stack import Stack, _wait_http
 
@@ -120,3 +121,13 @@ def test_admin_api_overrides_a_limit(stack: Stack) -> None:
     assert [post(stack.api_url, customer.key).status_code for _ in range(2)] == [200, 429]
     assert put(admin.key, customer.account_id, None).status_code == 200
     assert post(stack.api_url, customer.key).headers["x-ratelimit-limit-requests"] == "10"
+    with stack.session() as session:
+        trail = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.target_type == "account", AuditEntry.target_id == customer.account_id)
+            .order_by(AuditEntry.id)
+        ).all()
+    assert [(e.actor, e.action, e.details) for e in trail] == [
+        (f"key:{admin.key_id}", "account.rate_limit_set", {"from": None, "to": 2}),
+        (f"key:{admin.key_id}", "account.rate_limit_set", {"from": 2, "to": None}),
+    ]
