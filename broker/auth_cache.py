@@ -25,6 +25,10 @@ def _account_index(account_id: int) -> str:
     return f"{PREFIX}:auth-account:{account_id}"
 
 
+def _entries(digests: Any) -> list[str]:
+    return [_entry(d.decode() if isinstance(d, bytes) else str(d)) for d in digests]
+
+
 class AuthCache:
     def __init__(self, redis: Redis, ttl_s: int = TTL_S) -> None:
         self.redis = redis
@@ -43,8 +47,7 @@ class AuthCache:
 
     async def revoke_account(self, account_id: int) -> None:
         digests: Any = await self.redis.smembers(_account_index(account_id))
-        names = [_entry(d.decode() if isinstance(d, bytes) else str(d)) for d in digests]
-        await self.redis.delete(_account_index(account_id), *names)
+        await self.redis.delete(_account_index(account_id), *_entries(digests))
 
 
 def revoke_key(redis: SyncRedis, digest: str) -> None:
@@ -54,5 +57,4 @@ def revoke_key(redis: SyncRedis, digest: str) -> None:
 def revoke_account(redis: SyncRedis, account_id: int) -> None:
     """Drop every cached key of the account (its plan, limit or status changed)."""
     digests: Any = redis.smembers(_account_index(account_id))
-    names = [_entry(d.decode() if isinstance(d, bytes) else str(d)) for d in digests]
-    redis.delete(_account_index(account_id), *names)
+    redis.delete(_account_index(account_id), *_entries(digests))

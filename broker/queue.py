@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 from broker import keys, scripts
 from schema.messages import (
     ChatJob,
-    EventBatch,
     Failed,
     Pool,
     Settlement,
@@ -297,6 +296,3 @@ class JobQueue:
                 ],
             )
         )
-
-
-__all__ = ["CancelOutcome", "Claimed", "EventBatch", "JobQueue", "QueueSettings"]

@@ -15,7 +15,7 @@ from broker.budget import CloudBudget
 from broker.queue import Claimed, JobQueue
 from dispatcher.ollama_client import stream_chat
 from dispatcher.publisher import BatchPublisher, ClientCancelled, LeaseLost
-from schema.messages import Delta, Done, Failed, Settlement, Started, encode_events
+from schema.messages import Done, Failed, Settlement, Started, encode_events
 from schema.ollama_chat import UnsupportedInput, to_ollama_chat
 
 
@@ -200,6 +200,3 @@ def _cancelled(publisher: BatchPublisher) -> Outcome:
     failed = Failed(status=499, code="client_cancelled", message="The client closed the request.")
     # Output already delivered is paid for; a request cancelled before any output is not.
     return Outcome(failed, "cancelled", charged=publisher.sent_output)
-
-
-__all__ = ["Delta", "Upstream", "now_ms", "run_job"]

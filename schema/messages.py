@@ -12,7 +12,7 @@ a fast model does not cost one Redis message per token.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -94,15 +94,11 @@ EVENT_BATCH = TypeAdapter(EventBatch)
 
 
 def encode_events(events: list[Started | Delta | Done | Failed]) -> bytes:
-    return EventBatch(events=events).model_dump_json(exclude_defaults=False).encode()
+    return EventBatch(events=events).model_dump_json().encode()
 
 
 def decode_events(data: bytes | str) -> list[Started | Delta | Done | Failed]:
     return list(EVENT_BATCH.validate_json(data).events)
-
-
-def terminal(event: Any) -> bool:
-    return isinstance(event, Done | Failed)
 
 
 class Settlement(BaseModel):

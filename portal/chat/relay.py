@@ -86,11 +86,11 @@ class ChatRelay:
             job = await enqueue() if enqueue else await self._enqueue(job)
         except GatewayError as error:  # refused at the enqueue itself (a full queue)
             await stack.aclose()
-            await self.settle_now(self._cancelled(job, code=error.code))
+            await self.settle_now(self._unserved(job, code=error.code))
             raise
         except Exception as error:
             await stack.aclose()
-            await self.settle_now(self._cancelled(job, code="queue_unavailable"))
+            await self.settle_now(self._unserved(job, code="queue_unavailable"))
             raise ServiceUnavailable(
                 "The request queue is unavailable; please retry shortly.",
                 code="queue_unavailable",
@@ -212,14 +212,7 @@ class ChatRelay:
         waited_ms = _now_ms() - job.enqueued_at_ms
         if waited_ms < self.settings.max_queue_wait_s * 1000:
             return None
-        settlement = Settlement.for_job(
-            job,
-            status="error",
-            charged=False,
-            finished_at_ms=_now_ms(),
-            error_code="queue_timeout",
-            queue_wait_ms=waited_ms,
-        )
+        settlement = self._unserved(job, code="queue_timeout")
         if not await self.queue.expire_waiting(job, settlement):
             return None  # a dispatcher took it meanwhile: its events are on their way
         if job.budget_day and self.budget is not None:
@@ -241,12 +234,13 @@ class ChatRelay:
 
     async def _cancel(self, job: ChatJob) -> None:
         """The client went away: dequeue the job, or tell its dispatcher to stop it."""
-        outcome = await self.queue.cancel(job, self._cancelled(job, code="client_cancelled"))
+        outcome = await self.queue.cancel(job, self._unserved(job, code="client_cancelled"))
         if outcome == "dequeued" and job.budget_day and self.budget is not None:
             await self.budget.give_back(job.budget_day)
 
     @staticmethod
-    def _cancelled(job: ChatJob, *, code: str) -> Settlement:
+    def _unserved(job: ChatJob, *, code: str) -> Settlement:
+        """The settlement of a job that ends without being served: nothing charged."""
         return Settlement.for_job(
             job,
             status="cancelled" if code == "client_cancelled" else "error",
