@@ -2,15 +2,14 @@
 
 Reservation is a single conditional UPDATE, so however many requests race, a
 balance never goes below zero (and the CHECK constraint backs that up).
-Settlement is idempotent: the usage row is unique per request, and a refund is
-written only by the transaction that inserted it.
+Settlement is idempotent: the usage row is unique per request, and a refund and the
+hourly rollup are written only by the transaction that inserted it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from sqlalchemy import Connection, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -18,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from schema import usage_rollup
 from schema.messages import Settlement
 from schema.models import Account, CreditEntry, UsageRecord
 
@@ -133,22 +133,24 @@ def grant(session: Session, *, account_id: int, amount: int, kind: str, reason: 
 
 
 def settle(session: Session, settlements: Iterable[Settlement]) -> int:
-    """Write usage rows and refunds; returns how many were new. Caller commits.
+    """Write usage rows, refunds and rollups; returns how many were new. Caller commits.
 
     One multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING: the unique request id
     decides which settlements are new, atomically, even against a concurrent settler;
-    only those get their refund.
+    only those get their refund and are added to the hourly rollups.
     """
     items = {item.request_id: item for item in settlements}
     if not items:
         return 0
+    # In request id order: settlers racing on the same requests wait, never deadlock.
+    ordered = [items[request_id] for request_id in sorted(items)]
     try:
         with session.begin_nested():
-            inserted = _insert_usage(session, list(items.values()))
+            inserted = _insert_usage(session, ordered)
     except IntegrityError:
         # A row the database refuses (its account is gone): settle the others one by one.
         inserted = set()
-        for item in items.values():
+        for item in ordered:
             try:
                 with session.begin_nested():
                     inserted |= _insert_usage(session, [item])
@@ -166,6 +168,7 @@ def settle(session: Session, settlements: Iterable[Settlement]) -> int:
                 request_id=item.request_id,
                 reason=item.error_code or item.status,
             )
+    usage_rollup.add(session, (items[request_id] for request_id in inserted))
     return len(inserted)
 
 
@@ -195,5 +198,5 @@ def _usage_values(item: Settlement) -> dict[str, object]:
         "duration_ms": item.duration_ms,
         "status": item.status,
         "error_code": item.error_code,
-        "created_at": datetime.fromtimestamp(item.finished_at_ms / 1000, UTC),
+        "created_at": usage_rollup.settled_at(item),
     }

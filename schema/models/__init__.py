@@ -6,7 +6,7 @@ from schema.models.audit import AuditEntry
 from schema.models.catalog import CatalogModel, Plan, PlanModel, Price
 from schema.models.cloud import AdminAlert, CloudBudgetDay
 from schema.models.ledger import CreditEntry
-from schema.models.usage import UsageRecord
+from schema.models.usage import UsageHourly, UsageRecord
 
 __all__ = [
     "Account",
@@ -20,6 +20,7 @@ __all__ = [
     "Plan",
     "PlanModel",
     "Price",
+    "UsageHourly",
     "UsageRecord",
     "User",
 ]

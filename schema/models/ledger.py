@@ -26,6 +26,9 @@ class CreditEntry(Base):
             postgresql_where=text("request_id IS NOT NULL"),
             sqlite_where=text("request_id IS NOT NULL"),
         ),
+        # The dashboard's "total granted" sums one account's grants and purchases
+        # without reading its reserve and refund rows (one per request).
+        Index("ix_credit_ledger_account_kind", "account_id", "kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
