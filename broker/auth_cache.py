@@ -45,6 +45,9 @@ class AuthCache:
             pipe.expire(_account_index(account_id), self.ttl_s * 2)
             await pipe.execute()
 
+    async def revoke_key(self, digest: str) -> None:
+        await self.redis.delete(_entry(digest))
+
     async def revoke_account(self, account_id: int) -> None:
         digests: Any = await self.redis.smembers(_account_index(account_id))
         await self.redis.delete(_account_index(account_id), *_entries(digests))

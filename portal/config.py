@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +30,17 @@ class PortalSettings(BaseSettings):
     max_queue_wait_s: float = Field(default=300.0, gt=0)
     max_concurrent_per_account: int = Field(default=0, ge=0)  # 0 = no cap
     budget_timezone: str = "Asia/Kuwait"
+    # The portal: pages in this language unless the visitor chose another ("ar" = Arabic first).
+    default_language: Literal["en", "ar"] = "en"
+    # Dashboards count days, weeks and months in this timezone.
+    report_timezone: str = "Asia/Kuwait"
+    session_idle_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # What a newly registered account starts with (a trial); "" registers without a plan.
+    signup_plan: str = "basic"
+    signup_credits: int = Field(default=25, ge=0)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_throttle_window_s: int = Field(default=900, ge=1)
 
     @property
     def topup_url(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from dataclasses import asdict
 from typing import Annotated
@@ -10,8 +11,12 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from broker.sessions import WebSession
+from portal.exceptions import AuthenticationFailed, PermissionDenied
 from portal.keys.service import Caller, authenticate, digest, refuse
 from portal.state import AppState
+from portal.translatable import N_
+from portal.web.cookies import SESSION_COOKIE, bearer_token
 
 bearer = HTTPBearer(auto_error=False, description="An API key from your Resayil dashboard")
 
@@ -48,3 +53,31 @@ async def get_caller(
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+class CsrfRejected(PermissionDenied):
+    code = "csrf_failed"
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def get_web_session(request: Request, state: StateDep) -> WebSession:
+    """The logged-in user of the JSON account API: a session token or the session cookie.
+
+    A browser sends the cookie on its own, so a change made with it must also carry
+    the session's CSRF token in `X-CSRF-Token`; a bearer token is never sent by itself.
+    """
+    bearer = bearer_token(request)
+    token = bearer or request.cookies.get(SESSION_COOKIE)
+    session = await state.web_sessions.get(token) if token else None
+    if session is None:
+        raise AuthenticationFailed(N_("Log in first."), code="not_logged_in")
+    if bearer is None and request.method not in SAFE_METHODS:
+        sent = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+            raise CsrfRejected(N_("The form expired or came from another site. Please try again."))
+    return session
+
+
+WebSessionDep = Annotated[WebSession, Depends(get_web_session)]

@@ -4,32 +4,49 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from broker.auth_cache import AuthCache
 from broker.budget import CloudBudget
 from broker.concurrency import AccountSlots
 from broker.connection import make_redis
 from broker.limits import RateLimiter
+from broker.login_throttle import LoginThrottle, ThrottleLimits
 from broker.queue import JobQueue, QueueSettings
+from broker.sessions import SessionStore
 from broker.stream import EventHub
+from portal.accounts.login import Authenticator
+from portal.accounts.pages import router as account_pages
+from portal.accounts.router import router as account_api
 from portal.admin.router import router as admin_router
+from portal.billing.pages import router as billing_pages
 from portal.catalog.service import Catalog
 from portal.chat.placement import Placement
 from portal.chat.relay import ChatRelay
 from portal.chat.router import router as chat_router
 from portal.config import PortalSettings, load_settings
+from portal.dashboard.pages import router as dashboard_pages
+from portal.dashboard.router import router as usage_api
 from portal.exceptions import install_error_handlers
+from portal.keys.pages import router as keys_pages
+from portal.keys.router import router as keys_api
 from portal.models.router import router as models_router
 from portal.openapi import install_openapi
 from portal.ratelimit import RateLimitHeaders
+from portal.site.pages import router as site_pages
 from portal.state import AppState
+from portal.web.rendering import Renderer
+from portal.web.visitor import LoginRequired
 from schema import cloud_budget, ledger
 from schema.db import make_engine, make_session_factory
 from schema.messages import Settlement
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def create_app(settings: PortalSettings | None = None) -> FastAPI:
@@ -56,18 +73,16 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(RateLimitHeaders)
+    app.add_exception_handler(LoginRequired, _to_login)
     app.include_router(chat_router)
     app.include_router(models_router)
     app.include_router(admin_router)
-
-    @app.get("/", tags=["Operations"], summary="What this server is and where its API lives")
-    async def root() -> dict[str, str]:
-        return {
-            "name": "Resayil LLM Portal",
-            "api": f"{settings.public_base_url.rstrip('/')}/v1",
-            "docs": "/docs",
-            "openapi": "/openapi.json",
-        }
+    app.include_router(account_api)
+    app.include_router(keys_api)
+    app.include_router(usage_api)
+    for pages in (site_pages, account_pages, dashboard_pages, keys_pages, billing_pages):
+        app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get(
         "/healthz",
@@ -84,6 +99,11 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         return JSONResponse({"status": "ok"})
 
     return app
+
+
+async def _to_login(_request: Request, error: Exception) -> RedirectResponse:
+    assert isinstance(error, LoginRequired)
+    return RedirectResponse(error.headers["location"], status_code=303)
 
 
 async def _build_state(settings: PortalSettings) -> AppState:
@@ -124,6 +144,15 @@ async def _build_state(settings: PortalSettings) -> AppState:
         # A slot outlives no request: the longest is its queue wait plus its generation.
         slots=AccountSlots(redis, ttl_ms=int((settings.max_queue_wait_s + 600) * 1000)),
     )
+    web_sessions = SessionStore(redis, idle_ttl_s=settings.session_idle_ttl_s)
+    throttle = LoginThrottle(
+        redis,
+        ThrottleLimits(
+            per_account=settings.login_max_failures_per_account,
+            per_address=settings.login_max_failures_per_address,
+            window_s=settings.login_throttle_window_s,
+        ),
+    )
     return AppState(
         settings=settings,
         engine=engine,
@@ -136,4 +165,9 @@ async def _build_state(settings: PortalSettings) -> AppState:
         limiter=RateLimiter(redis),
         placement=placement,
         auth_cache=AuthCache(redis),
+        web_sessions=web_sessions,
+        authenticator=Authenticator(
+            sessions=sessions, store=web_sessions, throttle=throttle, settings=settings
+        ),
+        renderer=Renderer(public_base_url=settings.public_base_url),
     )

@@ -95,3 +95,14 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def error_responses(*pairs: int | str) -> dict[int | str, dict[str, Any]]:
+    """`error_responses(404, "No such key", 429, "...")`: documented error statuses."""
+    return {pairs[i]: _error(str(pairs[i + 1])) for i in range(0, len(pairs), 2)}
+
+
+SESSION_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _error("Not logged in: no session, or it ended (logout, password change, idle)"),
+    403: _error("Session cookie used without the matching `X-CSRF-Token` header"),
+}

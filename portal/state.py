@@ -11,11 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from broker.auth_cache import AuthCache
 from broker.limits import RateLimiter
 from broker.queue import JobQueue
+from broker.sessions import SessionStore
 from broker.stream import EventHub
+from portal.accounts.login import Authenticator
 from portal.catalog.service import Catalog
 from portal.chat.placement import Placement
 from portal.chat.relay import ChatRelay
 from portal.config import PortalSettings
+from portal.web.rendering import Renderer
 
 
 @dataclass
@@ -31,3 +34,6 @@ class AppState:
     limiter: RateLimiter
     placement: Placement
     auth_cache: AuthCache
+    web_sessions: SessionStore
+    authenticator: Authenticator
+    renderer: Renderer

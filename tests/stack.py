@@ -3,12 +3,14 @@ against real Redis and a real database, driven over HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,9 @@ class Stack:
             # Tests share one day's cloud budget: those that test the cap start an api
             # of their own with a cap just above today's count.
             "CLOUD_DAILY_CAP": "1000000",
+            # Every test logs in from 127.0.0.1: the per-address throttle is tested on
+            # an api of its own (`extra_api`); the per-account one applies here.
+            "LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000",
         }
         sim = self._spawn("sim", ["sim-ollama", "--port", str(sim_port), "--num-parallel", "64"])
         _wait_http(f"{self.sim_url}/api/version", "simulator", sim.popen, sim.log)
@@ -130,6 +135,22 @@ class Stack:
         self.dispatchers.append(process)
         time.sleep(0.3)  # let it subscribe to cancels before work arrives
         return process
+
+    @contextlib.contextmanager
+    def extra_api(self, name: str = "api-extra", **overrides: str) -> Iterator[str]:
+        """Another api process on the same Redis and database, with its own settings."""
+        port = free_port()
+        process = self._spawn(name, ["api", "--port", str(port)], {**self.env, **overrides})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_http(f"{url}/healthz", name, process.popen, process.log)
+            yield url
+        finally:
+            process.stop()
+            self.processes.remove(process)
+
+    def api_log(self) -> str:
+        return "".join(p.log.read_text() for p in self.processes if p.name == "api")
 
     def stop(self) -> None:
         for process in reversed(self.processes):

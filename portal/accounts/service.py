@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from portal.accounts import passwords
 from portal.accounts.passwords import hash_password
-from portal.accounts.phones import normalise_phone
-from portal.exceptions import InvalidRequest, NotFound
+from portal.accounts.phones import InvalidPhone, normalise_phone
+from portal.exceptions import AuthenticationFailed, InvalidRequest, NotFound
+from portal.translatable import N_
 from schema import audit, ledger
 from schema.models import Account, Membership, Plan, User
 
 
 class AlreadyRegistered(InvalidRequest):
     code = "already_registered"
+
+
+class InvalidCredentials(AuthenticationFailed):
+    code = "invalid_credentials"
+
+
+# Deliberately loose: the mailbox proves an address, a pattern cannot.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+WRONG_LOGIN = N_("The email or password is incorrect.")
 
 
 @dataclass(frozen=True)
@@ -39,12 +52,13 @@ def create_user(
     admin: bool = False,
     language: str = "en",
 ) -> Registered:
-    email = email.strip().lower()
-    phone = normalise_phone(phone)
+    email = valid_email(email)
+    phone = valid_phone(phone)
+    valid_password(password)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise AlreadyRegistered("This email is already registered.", param="email")
+        raise AlreadyRegistered(N_("This email is already registered."), param="email")
     if session.scalar(select(User.id).where(User.phone == phone)) is not None:
-        raise AlreadyRegistered("This phone number is already registered.", param="phone")
+        raise AlreadyRegistered(N_("This phone number is already registered."), param="phone")
     plan_id = _plan_id(session, plan_code)
     user = User(
         email=email,
@@ -62,6 +76,148 @@ def create_user(
             session, account_id=account.id, amount=credits, kind="grant", reason="initial credits"
         )
     return Registered(user.id, account.id, email, phone, plan_code, credits)
+
+
+def register(
+    session: Session,
+    *,
+    email: str,
+    phone: str,
+    password: str,
+    language: str,
+    plan_code: str | None,
+    credits: int,
+) -> Registered:
+    """A visitor signs up: their own account, with the configured trial plan and credits."""
+    try:
+        with session.begin_nested():
+            return create_user(
+                session,
+                email=email,
+                phone=phone,
+                password=password,
+                plan_code=plan_code,
+                credits=credits,
+                language=language,
+            )
+    except IntegrityError as error:
+        # Someone registered the same email or phone between our check and our insert.
+        raise AlreadyRegistered(N_("This email or phone number is already registered.")) from error
+
+
+def valid_email(email: str) -> str:
+    email = email.strip().lower()
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise InvalidRequest(
+            N_("Enter a valid email address."), param="email", code="invalid_email"
+        )
+    return email
+
+
+def valid_phone(phone: str) -> str:
+    try:
+        return normalise_phone(phone)
+    except InvalidPhone as error:
+        raise InvalidRequest(
+            N_("Enter a valid phone number, for example +965 5000 0000."),
+            param="phone",
+            code="invalid_phone",
+        ) from error
+
+
+def valid_password(password: str, *, param: str = "password") -> None:
+    if len(password) < passwords.MIN_LENGTH:
+        raise InvalidRequest(
+            N_("Use at least 8 characters for your password."), param=param, code="weak_password"
+        )
+    if len(password) > passwords.MAX_LENGTH:
+        raise InvalidRequest(
+            N_("Use at most 256 characters for your password."), param=param, code="weak_password"
+        )
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: int
+    account_id: int
+    email: str
+    language: str
+
+
+def check_credentials(session: Session, *, email: str, password: str) -> Identity:
+    """The user whose email and password these are; one error for any mismatch.
+
+    An unknown email costs a full argon2 verification too, so neither the message nor
+    the time taken tells whether an email is registered.
+    """
+    row = session.execute(
+        select(User.id, User.password_hash, User.language, Membership.account_id)
+        .join(Membership, Membership.user_id == User.id)
+        .where(User.email == email.strip().lower(), Membership.role == "owner")
+    ).first()
+    matches = passwords.verify_password(row[1] if row else None, password)
+    if row is None or not matches:
+        raise InvalidCredentials(WRONG_LOGIN)
+    return Identity(row[0], row[3], email.strip().lower(), row[2])
+
+
+def change_password(session: Session, *, user_id: int, current: str, new: str) -> None:
+    password_hash = session.scalar(select(User.password_hash).where(User.id == user_id))
+    if not passwords.verify_password(password_hash, current):
+        raise InvalidRequest(
+            N_("Your current password is not correct."),
+            param="current_password",
+            code="wrong_password",
+        )
+    valid_password(new, param="new_password")
+    session.execute(update(User).where(User.id == user_id).values(password_hash=hash_password(new)))
+    audit.record(
+        session,
+        actor=f"user:{user_id}",
+        action="user.password_changed",
+        target_type="user",
+        target_id=user_id,
+        details={},
+    )
+
+
+def set_language(session: Session, *, user_id: int, language: str) -> None:
+    session.execute(update(User).where(User.id == user_id).values(language=language))
+
+
+@dataclass(frozen=True)
+class Profile:
+    user_id: int
+    account_id: int
+    email: str
+    phone: str
+    language: str
+    plan_code: str | None
+    plan_name_en: str | None
+    plan_name_ar: str | None
+    requests_per_minute: int | None
+
+
+def profile(session: Session, *, user_id: int, account_id: int) -> Profile:
+    row = session.execute(
+        select(
+            User.email,
+            User.phone,
+            User.language,
+            Plan.code,
+            Plan.name_en,
+            Plan.name_ar,
+            Plan.requests_per_minute,
+        )
+        .select_from(User)
+        .join(Membership, Membership.user_id == User.id)
+        .join(Account, Account.id == Membership.account_id)
+        .outerjoin(Plan, Plan.id == Account.plan_id)
+        .where(User.id == user_id, Account.id == account_id)
+    ).first()
+    if row is None:
+        raise NotFound(N_("No such account."), code="account_not_found")
+    return Profile(user_id, account_id, *row)
 
 
 def _plan_id(session: Session, plan_code: str | None) -> int | None:

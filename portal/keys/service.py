@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from portal.exceptions import AuthenticationFailed, NotFound
+from portal.exceptions import AuthenticationFailed, InvalidRequest, NotFound
+from portal.translatable import N_
 from schema import audit
 from schema.models import Account, ApiKey, Plan, User
 
@@ -49,6 +50,49 @@ class CreatedKey:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class KeyView:
+    id: int
+    label: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+def _key_views(session: Session, *conditions: ColumnElement[bool]) -> list[KeyView]:
+    rows = session.execute(
+        select(ApiKey.id, ApiKey.label, ApiKey.prefix, ApiKey.created_at, ApiKey.last_used_at)
+        .where(ApiKey.deleted_at.is_(None), *conditions)
+        .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    )
+    return [
+        KeyView(key_id, label, prefix, _as_utc(created), _as_utc(used) if used else None)
+        for key_id, label, prefix, created, used in rows
+    ]
+
+
+def list_keys(session: Session, *, account_id: int) -> list[KeyView]:
+    """The account's live keys, newest first."""
+    return _key_views(session, ApiKey.account_id == account_id)
+
+
+def find_key(session: Session, *, account_id: int, key_id: int) -> KeyView:
+    """One of the account's live keys; any other id is 'not found', whoever owns it."""
+    found = _key_views(session, ApiKey.account_id == account_id, ApiKey.id == key_id)
+    if not found:
+        raise NotFound(N_("No such API key."), code="key_not_found")
+    return found[0]
+
+
+def valid_label(label: str) -> str:
+    label = " ".join(label.split())
+    if not label or len(label) > 100:
+        raise InvalidRequest(
+            N_("Give the key a label of 1 to 100 characters."), param="label", code="invalid_label"
+        )
+    return label
+
+
 def digest(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
@@ -58,6 +102,7 @@ def new_secret() -> str:
 
 
 def create_key(session: Session, *, account_id: int, user_id: int | None, label: str) -> CreatedKey:
+    label = valid_label(label)
     raw = new_secret()
     key = ApiKey(
         account_id=account_id,
@@ -68,7 +113,7 @@ def create_key(session: Session, *, account_id: int, user_id: int | None, label:
     )
     session.add(key)
     session.flush()
-    return CreatedKey(key.id, key.label, raw, key.prefix, key.created_at)
+    return CreatedKey(key.id, key.label, raw, key.prefix, _as_utc(key.created_at))
 
 
 def delete_key(
@@ -91,7 +136,7 @@ def delete_key(
         .returning(ApiKey.digest)
     ).scalar_one_or_none()
     if digest_of_key is None:
-        raise NotFound("No such API key.", code="key_not_found")
+        raise NotFound(N_("No such API key."), code="key_not_found")
     audit.record(
         session,
         actor=actor,

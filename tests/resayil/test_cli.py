@@ -85,18 +85,38 @@ def test_users_keys_and_credits(database_url: str) -> None:
 def test_duplicate_and_bad_input_are_clear_errors(database_url: str) -> None:
     email = new_email()
     phone = f"+96550{uuid.uuid4().int % 1_000_000:06d}"
-    assert run("users", "create", "--email", email, "--phone", phone, "--password", "pw")[0] == 0
+    assert (
+        run("users", "create", "--email", email, "--phone", phone, "--password", "long enough")[0]
+        == 0
+    )
     result = CliRunner().invoke(
-        main, ["users", "create", "--email", email, "--phone", "+96550001111", "--password", "pw"]
+        main,
+        [
+            "users",
+            "create",
+            "--email",
+            email,
+            "--phone",
+            "+96550001111",
+            "--password",
+            "long enough",
+        ],
     )
     assert result.exit_code == 1
     assert (
         json.loads(result.output.strip().splitlines()[-1])["error"]["code"] == "already_registered"
     )
     result = CliRunner().invoke(
-        main, ["users", "create", "--email", new_email(), "--phone", "12", "--password", "pw"]
+        main,
+        ["users", "create", "--email", new_email(), "--phone", "12", "--password", "long enough"],
     )
-    assert result.exit_code == 1 and "not a" in result.output
+    assert result.exit_code == 1
+    assert json.loads(result.output.strip().splitlines()[-1])["error"]["code"] == "invalid_phone"
+    result = CliRunner().invoke(
+        main, ["users", "create", "--email", new_email(), "--phone", phone, "--password", "short"]
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.output.strip().splitlines()[-1])["error"]["code"] == "weak_password"
     result = CliRunner().invoke(main, ["keys", "create", "--email", new_email()])
     assert result.exit_code == 1
     assert json.loads(result.output.strip().splitlines()[-1])["error"]["code"] == "user_not_found"

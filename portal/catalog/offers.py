@@ -1,0 +1,64 @@
+"""What the public pages offer: plans with their prices and visible models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from schema.models import CatalogModel, Plan, PlanModel, Price
+
+
+@dataclass(frozen=True)
+class ModelOffer:
+    name: str
+    pool: str
+
+
+@dataclass(frozen=True)
+class PlanOffer:
+    code: str
+    name_en: str
+    name_ar: str
+    monthly_price_fils: int
+    credits_per_period: int
+    requests_per_minute: int
+    tier: int
+    models: tuple[ModelOffer, ...]
+
+    def name(self, language: str) -> str:
+        return self.name_ar if language == "ar" else self.name_en
+
+
+@dataclass(frozen=True)
+class Offers:
+    plans: tuple[PlanOffer, ...]
+    credits_per_request: dict[str, int]
+
+
+def current_offers(session: Session) -> Offers:
+    """Plans in their sort order, each with its visible models (hidden ones never shown)."""
+    models: dict[int, list[ModelOffer]] = {}
+    for plan_id, name, pool in session.execute(
+        select(PlanModel.plan_id, CatalogModel.name, CatalogModel.pool)
+        .join(CatalogModel, CatalogModel.name == PlanModel.model_name)
+        .where(CatalogModel.hidden.is_(False))
+        .order_by(CatalogModel.pool.desc(), CatalogModel.name)
+    ):
+        models.setdefault(plan_id, []).append(ModelOffer(name, pool))
+    plans = tuple(
+        PlanOffer(
+            plan.code,
+            plan.name_en,
+            plan.name_ar,
+            plan.monthly_price_fils,
+            plan.credits_per_period,
+            plan.requests_per_minute,
+            plan.tier,
+            tuple(models.get(plan.id, [])),
+        )
+        for plan in session.scalars(select(Plan).order_by(Plan.sort_order, Plan.tier))
+    )
+    prices = {price.pool: price.credits_per_request for price in session.scalars(select(Price))}
+    return Offers(plans, prices)

@@ -1,0 +1,87 @@
+"""Jinja2 templates, one environment per language with its gettext catalog installed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from portal.web import i18n
+
+if TYPE_CHECKING:
+    from portal.web.visitor import Visitor
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+FILS_PER_KWD = 1000
+
+
+def kwd(fils: int) -> str:
+    """An amount in KWD with its three decimals (fils are integers, never floats)."""
+    return f"{Decimal(fils) / FILS_PER_KWD:.3f}"
+
+
+def thousands(value: int) -> str:
+    return f"{value:,}"
+
+
+def short_time(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+class Renderer:
+    def __init__(self, *, public_base_url: str) -> None:
+        self.environments = {
+            language: self._environment(language, public_base_url) for language in i18n.LANGUAGES
+        }
+
+    @staticmethod
+    def _environment(language: str, public_base_url: str) -> Environment:
+        environment = Environment(
+            loader=FileSystemLoader(TEMPLATES_DIR),
+            autoescape=select_autoescape(["html"]),
+            extensions=["jinja2.ext.i18n"],
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        environment.install_gettext_translations(  # type: ignore[attr-defined]
+            i18n.translations(language), newstyle=True
+        )
+        environment.globals.update(
+            language=language,
+            direction=i18n.direction(language),
+            other_language="ar" if language == "en" else "en",
+            base_url=public_base_url.rstrip("/"),
+        )
+        environment.filters.update(kwd=kwd, thousands=thousands, short_time=short_time)
+        return environment
+
+    @staticmethod
+    def translator(language: str) -> Callable[[str], str]:
+        return i18n.translations(language).gettext
+
+    def render(
+        self,
+        request: Request,
+        visitor: Visitor,
+        template: str,
+        context: dict[str, Any] | None = None,
+        *,
+        status_code: int = 200,
+    ) -> HTMLResponse:
+        page = self.environments[visitor.language].get_template(template)
+        html = page.render(
+            request=request,
+            visitor=visitor,
+            csrf_token=visitor.csrf_token,
+            path=request.url.path,
+            **(context or {}),
+        )
+        response = HTMLResponse(html, status_code=status_code)
+        visitor.apply_cookies(response)
+        return response

@@ -1,0 +1,38 @@
+"""Real headless Chromium (Debian's), driven by Playwright; no browser is downloaded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+
+from tests.stack import Stack
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+    )
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser, stack: Stack) -> Iterator[BrowserContext]:
+    # The copy button writes the clipboard, which the test then reads back.
+    made = browser.new_context(
+        base_url=stack.api_url, permissions=["clipboard-read", "clipboard-write"]
+    )
+    made.set_default_timeout(15_000)
+    yield made
+    made.close()
