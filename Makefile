@@ -21,7 +21,7 @@ BENCH_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv run test lint bench clean distclean system-deps
+.PHONY: help venv run test lint bench screenshots i18n clean distclean system-deps
 
 help:
 	@echo "make venv     create .venv and install the project with its dev extras"
@@ -29,6 +29,8 @@ help:
 	@echo "make test     run the test suite on real Redis/PostgreSQL (PYTEST_ARGS=... to pass options)"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make bench    run the benchmarks (BENCH_ARGS=...)"
+	@echo "make screenshots  the main pages in English and Arabic into screenshots/"
+	@echo "make i18n     extract new messages into the catalogs (then translate portal/locale/ar)"
 	@echo "make clean    remove caches and build output; make distclean also removes .venv"
 
 venv: $(STAMP)
@@ -61,6 +63,16 @@ lint: venv
 bench: venv
 	$(SYSTEM_DEPS) redis postgres
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+screenshots: venv
+	$(SYSTEM_DEPS) redis chromium
+	$(BIN)/python -m scripts.screenshots
+
+i18n: venv
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --omit-header \
+		-o portal/locale/messages.pot .
+	$(BIN)/pybabel update -i portal/locale/messages.pot -d portal/locale --no-fuzzy-matching \
+		--ignore-obsolete
 
 clean:
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +

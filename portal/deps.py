@@ -9,14 +9,14 @@ from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from broker.sessions import WebSession
 from portal.exceptions import AuthenticationFailed, PermissionDenied
 from portal.keys.service import Caller, authenticate, digest, refuse
 from portal.state import AppState
 from portal.translatable import N_
-from portal.web.cookies import SESSION_COOKIE, bearer_token
+from portal.web.cookies import SESSION_COOKIE
 
 bearer = HTTPBearer(auto_error=False, description="An API key from your Resayil dashboard")
 
@@ -62,14 +62,31 @@ class CsrfRejected(PermissionDenied):
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def get_web_session(request: Request, state: StateDep) -> WebSession:
+session_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="SessionToken",
+    description="The `token` from /api/auth/login or /api/auth/register",
+)
+session_cookie = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    scheme_name="SessionCookie",
+    description="The session cookie; changes also need the `X-CSRF-Token` header",
+)
+
+
+async def get_web_session(
+    request: Request,
+    state: StateDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(session_bearer)],
+    cookie: Annotated[str | None, Depends(session_cookie)],
+) -> WebSession:
     """The logged-in user of the JSON account API: a session token or the session cookie.
 
     A browser sends the cookie on its own, so a change made with it must also carry
     the session's CSRF token in `X-CSRF-Token`; a bearer token is never sent by itself.
     """
-    bearer = bearer_token(request)
-    token = bearer or request.cookies.get(SESSION_COOKIE)
+    token = bearer.credentials if bearer else cookie
     session = await state.web_sessions.get(token) if token else None
     if session is None:
         raise AuthenticationFailed(N_("Log in first."), code="not_logged_in")

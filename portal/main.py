@@ -169,5 +169,7 @@ async def _build_state(settings: PortalSettings) -> AppState:
         authenticator=Authenticator(
             sessions=sessions, store=web_sessions, throttle=throttle, settings=settings
         ),
-        renderer=Renderer(public_base_url=settings.public_base_url),
+        renderer=Renderer(
+            public_base_url=settings.public_base_url, timezone=settings.report_timezone
+        ),
     )

@@ -79,6 +79,17 @@ CHAT_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _can_be_invalid(operation: dict[str, Any]) -> bool:
+    """A body, or a parameter that is not free text, can fail validation (a 400)."""
+    if "400" in operation.get("responses", {}):
+        return False
+    typed = any(
+        p.get("schema", {}).get("type") not in ("string", None)
+        for p in operation.get("parameters", [])
+    )
+    return "requestBody" in operation or typed
+
+
 def install_openapi(app: FastAPI) -> None:
     """Validation errors are answered as 400 in OpenAI's shape, never FastAPI's 422."""
     build = app.openapi
@@ -88,7 +99,17 @@ def install_openapi(app: FastAPI) -> None:
             schema = build()
             for operations in schema.get("paths", {}).values():
                 for operation in operations.values():
-                    operation.get("responses", {}).pop("422", None)
+                    responses = operation.get("responses", {})
+                    had_422 = responses.pop("422", None) is not None
+                    if had_422 and _can_be_invalid(operation):
+                        responses["400"] = {
+                            "description": "Invalid request; `param` names the offending field",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                                }
+                            },
+                        }
             for unused in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(unused, None)
             app.openapi_schema = schema

@@ -16,13 +16,6 @@ def served_over_https(request: Request, public_base_url: str) -> bool:
     return request.url.scheme == "https" or public_base_url.startswith("https://")
 
 
-def bearer_token(request: Request) -> str | None:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return None
-
-
 def set_session_cookie(
     response: Response, session: WebSession, *, secure: bool, max_age_s: int
 ) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -30,18 +32,18 @@ def thousands(value: int) -> str:
     return f"{value:,}"
 
 
-def short_time(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+def short_time(moment: datetime | None, timezone: ZoneInfo) -> str:
+    return moment.astimezone(timezone).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 class Renderer:
-    def __init__(self, *, public_base_url: str) -> None:
+    def __init__(self, *, public_base_url: str, timezone: str) -> None:
+        self.timezone = ZoneInfo(timezone)
         self.environments = {
             language: self._environment(language, public_base_url) for language in i18n.LANGUAGES
         }
 
-    @staticmethod
-    def _environment(language: str, public_base_url: str) -> Environment:
+    def _environment(self, language: str, public_base_url: str) -> Environment:
         environment = Environment(
             loader=FileSystemLoader(TEMPLATES_DIR),
             autoescape=select_autoescape(["html"]),
@@ -58,7 +60,11 @@ class Renderer:
             other_language="ar" if language == "en" else "en",
             base_url=public_base_url.rstrip("/"),
         )
-        environment.filters.update(kwd=kwd, thousands=thousands, short_time=short_time)
+        environment.filters.update(
+            kwd=kwd,
+            thousands=thousands,
+            short_time=functools.partial(short_time, timezone=self.timezone),
+        )
         return environment
 
     @staticmethod

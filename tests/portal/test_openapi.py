@@ -37,3 +37,31 @@ def test_models_routes_are_documented() -> None:
     paths = schema()["paths"]
     assert set(paths["/v1/models"]["get"]["responses"]) == {"200", "401"}
     assert set(paths["/v1/models/{model_id}"]["get"]["responses"]) == {"200", "401", "404"}
+
+
+def test_the_account_api_is_documented_and_the_pages_are_not() -> None:
+    paths = schema()["paths"]
+    account_api = {path: ops for path, ops in paths.items() if path.startswith("/api/")}
+    assert {
+        "/api/auth/register",
+        "/api/auth/login",
+        "/api/auth/logout",
+        "/api/account",
+        "/api/account/password",
+        "/api/account/language",
+        "/api/keys",
+        "/api/keys/{key_id}",
+        "/api/usage",
+    } <= set(account_api)
+    for path, operations in account_api.items():
+        for method, operation in operations.items():
+            if "requestBody" in operation:
+                assert "400" in operation["responses"], (method, path)
+            if path.startswith(("/api/auth/register", "/api/auth/login", "/api/admin")):
+                continue
+            assert "401" in operation["responses"], (method, path)
+            assert {"SessionToken": []} in operation["security"], (method, path)
+            assert {"SessionCookie": []} in operation["security"], (method, path)
+    assert set(paths["/api/keys/{key_id}"]["delete"]["responses"]) >= {"204", "401", "404"}
+    for page in ("/", "/login", "/register", "/dashboard", "/keys", "/language"):
+        assert page not in paths
