@@ -1,24 +1,30 @@
-"""Real headless Chromium (Debian's), driven by Playwright; no browser is downloaded."""
+"""Real headless Chromium (Debian's), driven by Playwright; no browser is downloaded.
+
+Playwright's sync API keeps an event loop running in this thread while it is open, which
+would break every asyncio test after it: so it lives for one module at a time.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Playwright, expect, sync_playwright
 
 from tests.stack import Stack
 
 CHROMIUM = "/usr/bin/chromium"
+# CI machines are shared and slow: waiting longer costs nothing when the page is right.
+expect.set_options(timeout=15_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = playwright.chromium.launch(
         executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]

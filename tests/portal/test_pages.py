@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from schema.models import Plan
 from tests.portal.people import PASSWORD, Member, fresh_email, fresh_phone
 from tests.stack import Stack
 
@@ -158,3 +160,39 @@ def test_arabic_pages_are_right_to_left(browser_like: httpx.Client) -> None:
     assert '<html lang="ar" dir="rtl">' in page.text
     english = browser_like.get("/", headers={"accept-language": "en-US,en;q=0.9"})
     assert '<html lang="en" dir="ltr">' in english.text
+
+
+def test_landing_shows_plans_and_models_from_the_data(
+    stack: Stack, browser_like: httpx.Client
+) -> None:
+    page = browser_like.get("/").text
+    for hidden in ("glm-4.7-flash", "bge-m3", "nomic-embed-text"):
+        assert hidden not in page
+    assert 'data-plan="basic"' in page and "5.000 KWD" in page
+    assert f"{stack.api_url}/v1" in page  # the API example uses the real base URL
+    with stack.session() as session, session.begin():
+        basic = session.scalars(select(Plan).where(Plan.code == "basic")).one()
+        original = basic.monthly_price_fils
+        basic.monthly_price_fils = 4_250
+    try:
+        assert "4.250 KWD" in browser_like.get("/").text
+    finally:
+        with stack.session() as session, session.begin():
+            session.scalars(
+                select(Plan).where(Plan.code == "basic")
+            ).one().monthly_price_fils = original
+
+
+def test_arabic_first_is_a_setting_and_a_users_choice_follows_them(
+    stack: Stack, new_member: Callable[..., Member]
+) -> None:
+    with (
+        stack.extra_api("api-arabic-first", DEFAULT_LANGUAGE="ar") as url,
+        httpx.Client(base_url=url, timeout=30) as visitor,
+    ):
+        assert '<html lang="ar" dir="rtl">' in visitor.get("/").text
+    member = new_member(language="ar")
+    with httpx.Client(base_url=stack.api_url, timeout=30) as fresh_browser:
+        log_in(fresh_browser, member.email)  # no language cookie, an English browser
+        page = fresh_browser.get("/dashboard", headers={"accept-language": "en"})
+        assert '<html lang="ar" dir="rtl">' in page.text
