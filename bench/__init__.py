@@ -7,4 +7,7 @@ overload.py         overload: open-loop Poisson arrivals at 3x local capacity ov
                     Pro and Enterprise accounts; the outcome of every request; the books
 overload_report.py  overload: per-tier and per-pool figures, the checks, the tables
 system.py           throwaway PostgreSQL and Redis, the stack as processes, the books check
+dashboard.py        dashboard: one heavy account's usage report from the rollups against
+                    the same aggregation from the raw usage rows; its table
+dashboard_seed.py   dashboard: millions of usage and ledger rows and their rollups, by SQL
 """

@@ -1,6 +1,7 @@
-"""`python -m bench [--scenario all|compare|overload] [--json PATH] [options]`.
+"""`python -m bench [--scenario all|compare|overload|dashboard] [--json PATH] [options]`.
 
-Two scenarios, each on its own fresh PostgreSQL, Redis, simulator, api and dispatcher:
+Three scenarios, each on its own fresh PostgreSQL (the first two also on their own Redis,
+simulator, api and dispatcher):
 
 compare   the same streaming load directly against the simulator and through the
           gateway, level by level and round by round (direct, gateway, direct,
@@ -8,9 +9,14 @@ compare   the same streaming load directly against the simulator and through the
 overload  open-loop arrivals at 3x local capacity over Basic, Pro and Enterprise
           accounts with failover on; prints per-tier queue waits, the share served
           by the cloud and the requests lost.
+dashboard 2,000,000 usage rows seeded by SQL; times one heavy account's usage report
+          and balance from the rollups against the same aggregation from the raw rows
+          (about a minute, mostly seeding). Alone:
+          `.venv/bin/python -m bench --scenario dashboard [--dashboard-rows N]`.
 
-Both then prove the books: one usage row per admitted request and
-balance == sum(ledger). Exits 1 only when something is lost or the books are wrong.
+compare and overload then prove the books: one usage row per admitted request and
+balance == sum(ledger); dashboard checks the report against the raw rows. Exits 1 only
+when something is lost, the books are wrong or the report disagrees with the raw rows.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from typing import Any
 
 import uvloop
 
+from bench.dashboard import DashboardConfig, run_dashboard
+from bench.dashboard import report as dashboard_report
 from bench.load import LevelRun, Target, make_client, run_level
 from bench.overload import TIERS, OverloadConfig, run_overload
 from bench.overload_report import report as overload_report
@@ -66,9 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--logs", type=Path, help="keep the processes' logs in this directory")
     parser.add_argument(
         "--scenario",
-        choices=("all", "compare", "overload"),
+        choices=("all", "compare", "overload", "dashboard"),
         default="all",
-        help="compare: gateway vs direct; overload: 3x local capacity, mixed tiers (default all)",
+        help="compare: gateway vs direct; overload: 3x local capacity, mixed tiers; dashboard: "
+        "usage report over millions of usage rows (default all)",
     )
     defaults = OverloadConfig()
     overload = parser.add_argument_group("overload scenario")
@@ -132,7 +141,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="another setting for the api and dispatcher, e.g. MAX_QUEUED_JOBS=200 (repeatable)",
     )
+    add_dashboard_arguments(parser)
     args = parser.parse_args(argv)
+    if min(args.dashboard_rows, args.dashboard_days, args.dashboard_runs) < 1:
+        parser.error("dashboard settings must be at least 1")
     if not args.concurrency or min(args.concurrency) < 1 or not 1 <= args.rounds <= args.requests:
         parser.error("need concurrency levels >= 1 and at least one request per round")
     if (
@@ -143,6 +155,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ):
         parser.error("overload settings must be positive (cloud cap >= 0, stream share 0..1)")
     return args
+
+
+def add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = DashboardConfig()
+    dashboard = parser.add_argument_group("dashboard scenario")
+    dashboard.add_argument(
+        "--dashboard-rows",
+        type=int,
+        default=defaults.rows,
+        help=f"usage rows to seed (default {defaults.rows:,})",
+    )
+    dashboard.add_argument(
+        "--dashboard-days",
+        type=int,
+        default=defaults.days,
+        help=f"spread over this many days up to now (default {defaults.days})",
+    )
+    dashboard.add_argument(
+        "--dashboard-runs",
+        type=int,
+        default=defaults.runs,
+        help=f"timed reports from the rollups (default {defaults.runs}; "
+        f"{defaults.raw_runs} from the raw rows)",
+    )
 
 
 def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
@@ -292,19 +328,34 @@ def run_overload_scenario(args: argparse.Namespace) -> tuple[bool, dict[str, Any
     return checks.sound, document
 
 
+def run_dashboard_scenario(args: argparse.Namespace) -> tuple[bool, dict[str, Any]]:
+    """The dashboard scenario: prints its table; (report equals the raw rows, JSON)."""
+    config = DashboardConfig(
+        rows=args.dashboard_rows, days=args.dashboard_days, runs=args.dashboard_runs
+    )
+    run = run_dashboard(config, load_before=os.getloadavg()[0])
+    text, document = dashboard_report(run)
+    print(f"\n{text}")
+    return run.sound, document
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sound = True
     compare: dict[str, Any] | None = None
     overload: dict[str, Any] | None = None
+    dashboard: dict[str, Any] | None = None
     if args.scenario in ("all", "compare"):
         ok, compare = run_compare(args)
         sound = sound and ok
     if args.scenario in ("all", "overload"):
         ok, overload = run_overload_scenario(args)
         sound = sound and ok
+    if args.scenario in ("all", "dashboard"):
+        ok, dashboard = run_dashboard_scenario(args)
+        sound = sound and ok
     if args.json is not None:
-        write_json(args.json, compare=compare, overload=overload)
+        write_json(args.json, compare=compare, overload=overload, dashboard=dashboard)
     return 0 if sound else 1
 
 

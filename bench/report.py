@@ -125,10 +125,14 @@ def table(figures: list[Figures], ratios: list[Ratio]) -> str:
 
 
 def write_json(
-    path: Path, *, compare: dict[str, Any] | None, overload: dict[str, Any] | None
+    path: Path,
+    *,
+    compare: dict[str, Any] | None,
+    overload: dict[str, Any] | None,
+    dashboard: dict[str, Any] | None = None,
 ) -> None:
     """The compare scenario's figures at the top level (as before), the overload
-    scenario's under "overload"."""
+    scenario's under "overload", the dashboard scenario's under "dashboard"."""
     document: dict[str, Any] = {}
     if compare is not None:
         document = {
@@ -140,4 +144,6 @@ def write_json(
         }
     if overload is not None:
         document["overload"] = overload
+    if dashboard is not None:
+        document["dashboard"] = dashboard
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")

@@ -1,28 +1,32 @@
 """Hourly usage rollups, written with the usage rows they count.
 
 `settle` hands over exactly the settlements whose usage row it has just inserted, so a
-request settled twice is counted once. They are summed per bucket here, then added to
-`usage_hourly` with one INSERT ... ON CONFLICT DO UPDATE in primary-key order: concurrent
-settlers lock the rows they share in the same order and cannot deadlock on them.
+request settled twice is counted once. They are summed here per bucket of each rollup
+(`usage_hourly`: account, hour, key, model, pool; `usage_hourly_totals`: account, hour),
+then added with one INSERT ... ON CONFLICT DO UPDATE per table, rows in primary-key
+order and tables in one order: concurrent settlers lock the rows they share in the same
+order and cannot deadlock on them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from schema.messages import Settlement
-from schema.models import UsageHourly
+from schema.models import UsageHourly, UsageHourlyTotal
 
 NO_KEY = 0
 KEY_COLUMNS = ("account_id", "hour", "api_key_id", "model", "pool")
+TOTAL_KEY_COLUMNS = ("account_id", "hour")
 COUNT_COLUMNS = ("requests", "failed", "prompt_tokens", "completion_tokens", "credits")
 
-BucketKey = tuple[int, datetime, int, str, str]
+Sums = dict[tuple[Any, ...], list[int]]
 
 
 def settled_at(item: Settlement) -> datetime:
@@ -36,27 +40,7 @@ def hour_of(moment: datetime) -> datetime:
 
 def add(session: Session, settlements: Iterable[Settlement]) -> None:
     """Add newly written usage rows to their hourly buckets. Caller commits."""
-    totals = _sum_by_bucket(settlements)
-    if not totals:
-        return
-    rows = [
-        dict(zip(KEY_COLUMNS, key, strict=True)) | dict(zip(COUNT_COLUMNS, counts, strict=True))
-        for key, counts in sorted(totals.items())
-    ]
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(UsageHourly).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(KEY_COLUMNS),
-        set_={
-            name: getattr(UsageHourly, name) + getattr(statement.excluded, name)
-            for name in COUNT_COLUMNS
-        },
-    )
-    session.execute(statement)
-
-
-def _sum_by_bucket(settlements: Iterable[Settlement]) -> dict[BucketKey, list[int]]:
-    totals: dict[BucketKey, list[int]] = {}
+    by_bucket: Sums = {}
     for item in settlements:
         key = (
             item.account_id,
@@ -65,10 +49,48 @@ def _sum_by_bucket(settlements: Iterable[Settlement]) -> dict[BucketKey, list[in
             item.model_requested,
             item.pool,
         )
-        counts = totals.setdefault(key, [0] * len(COUNT_COLUMNS))
-        counts[0] += 1
-        counts[1] += item.status != "ok"
-        counts[2] += item.prompt_tokens
-        counts[3] += item.completion_tokens
-        counts[4] += item.credits_charged
-    return totals
+        _add_to(
+            by_bucket,
+            key,
+            (
+                1,
+                int(item.status != "ok"),
+                item.prompt_tokens,
+                item.completion_tokens,
+                item.credits_charged,
+            ),
+        )
+    by_hour: Sums = {}
+    for (account_id, hour, *_rest), counts in by_bucket.items():
+        _add_to(by_hour, (account_id, hour), counts)
+    _upsert(session, UsageHourly, KEY_COLUMNS, by_bucket)
+    _upsert(session, UsageHourlyTotal, TOTAL_KEY_COLUMNS, by_hour)
+
+
+def _add_to(sums: Sums, key: tuple[Any, ...], counts: Iterable[int]) -> None:
+    total = sums.setdefault(key, [0] * len(COUNT_COLUMNS))
+    for i, value in enumerate(counts):
+        total[i] += value
+
+
+def _upsert(
+    session: Session,
+    table: type[UsageHourly | UsageHourlyTotal],
+    key_columns: tuple[str, ...],
+    sums: Sums,
+) -> None:
+    if not sums:
+        return
+    rows = [
+        dict(zip(key_columns, key, strict=True)) | dict(zip(COUNT_COLUMNS, counts, strict=True))
+        for key, counts in sorted(sums.items())
+    ]
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(table).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key_columns),
+        set_={
+            name: getattr(table, name) + getattr(statement.excluded, name) for name in COUNT_COLUMNS
+        },
+    )
+    session.execute(statement)

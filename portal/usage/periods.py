@@ -35,10 +35,10 @@ class Periods:
         moment = moment.astimezone(UTC)
         if not self.since <= moment < self.until:
             return None
-        return bisect_right(self._bounds, moment) - 1
+        return bisect_right(self.utc_starts, moment) - 1
 
     @cached_property
-    def _bounds(self) -> tuple[datetime, ...]:
+    def utc_starts(self) -> tuple[datetime, ...]:
         return tuple(start.astimezone(UTC) for start in self.starts)
 
 

@@ -1,38 +1,32 @@
 """An account's usage and balance, as the dashboard shows them.
 
-Everything is read from the hourly rollups (`usage_hourly`), never from the raw usage
-rows, and always for one account: one query for the time series (summed per hour over
-the longest period shown), one for the last 30 days by key, model and pool, one for the
-keys' labels. Buckets are then filled in Python, in the report's time zone (see
-`portal.usage.periods`), every bucket present, empty ones as zeros.
+Everything is read from the hourly rollups, never from the raw usage rows, and always
+for one account: per series (24 hours, 30 days, 12 weeks, 12 months) one query on
+`usage_hourly_totals` in which the database puts each hour in its bucket (bounds from
+`portal.usage.periods`, in the report's time zone); one on `usage_hourly` for the 30
+days by key, model and pool; one for the keys' labels. Every bucket is there, empty
+ones as zeros.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from portal.exceptions import NotFound
 from portal.usage import periods
 from portal.usage.periods import Periods
-from schema.models import Account, ApiKey, CreditEntry, UsageHourly
+from schema.models import Account, ApiKey, CreditEntry, UsageHourly, UsageHourlyTotal
 
 NO_KEY = 0
 GRANT_KINDS = ("grant", "purchase")
-# requests, failed, prompt_tokens, completion_tokens, credits
-COUNTS = (
-    UsageHourly.requests,
-    UsageHourly.failed,
-    UsageHourly.prompt_tokens,
-    UsageHourly.completion_tokens,
-    UsageHourly.credits,
-)
+COUNTS = ("requests", "failed", "prompt_tokens", "completion_tokens", "credits")
 
 
 @dataclass(frozen=True)
@@ -92,26 +86,13 @@ class Balance:
 def usage_report(session: Session, *, account_id: int, now: datetime, tz: ZoneInfo) -> UsageReport:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    series = (
-        periods.hours(now, tz),
-        periods.days(now, tz),
-        periods.weeks(now, tz),
-        periods.months(now, tz),
-    )
-    hourly = _per_hour(
-        session,
-        account_id=account_id,
-        since=min(p.since for p in series),
-        until=max(p.until for p in series),
-    )
-    hours, days, weeks, months = (_fill(p, hourly) for p in series)
-    window = series[1]
+    window = periods.days(now, tz)
     parts = _per_key_and_model(session, account_id=account_id, window=window)
     return UsageReport(
-        hours=hours,
-        days=days,
-        weeks=weeks,
-        months=months,
+        hours=_series(session, account_id=account_id, buckets=periods.hours(now, tz)),
+        days=_series(session, account_id=account_id, buckets=window),
+        weeks=_series(session, account_id=account_id, buckets=periods.weeks(now, tz)),
+        months=_series(session, account_id=account_id, buckets=periods.months(now, tz)),
         by_model=_by_model(parts),
         by_key=_by_key(session, account_id=account_id, parts=parts),
         totals=Bucket(window.starts[0], *_sum(part.counts for part in parts)),
@@ -130,19 +111,27 @@ def balance(session: Session, *, account_id: int) -> Balance:
     return Balance(remaining=remaining, total_granted=int(granted or 0))
 
 
-def _per_hour(
-    session: Session, *, account_id: int, since: datetime, until: datetime
-) -> list[tuple[datetime, tuple[int, ...]]]:
-    rows = session.execute(
-        select(UsageHourly.hour, *(func.sum(column) for column in COUNTS))
+def _series(session: Session, *, account_id: int, buckets: Periods) -> list[Bucket]:
+    hourly = UsageHourlyTotal
+    starts = list(enumerate(buckets.utc_starts))
+    # The database puts each hour in its bucket: the newest bucket start it is not before.
+    index = case(*((hourly.hour >= start, i) for i, start in reversed(starts)), else_=0)
+    inside = (
+        select(index.label("bucket"), *(getattr(hourly, name) for name in COUNTS))
         .where(
-            UsageHourly.account_id == account_id,
-            UsageHourly.hour >= since,
-            UsageHourly.hour < until,
+            hourly.account_id == account_id,
+            hourly.hour >= buckets.since,
+            hourly.hour < buckets.until,
         )
-        .group_by(UsageHourly.hour)
+        .subquery()
     )
-    return [(_utc(row[0]), _ints(row[1:])) for row in rows]
+    rows = session.execute(
+        select(inside.c.bucket, *(func.sum(inside.c[name]) for name in COUNTS)).group_by(
+            inside.c.bucket
+        )
+    )
+    sums = {row[0]: _ints(row[1:]) for row in rows}
+    return [Bucket(start, *sums.get(i, _sum([]))) for i, start in enumerate(buckets.starts)]
 
 
 class _Part(NamedTuple):
@@ -161,7 +150,7 @@ class _Part(NamedTuple):
 def _per_key_and_model(session: Session, *, account_id: int, window: Periods) -> list[_Part]:
     keys = (UsageHourly.api_key_id, UsageHourly.model, UsageHourly.pool)
     rows = session.execute(
-        select(*keys, *(func.sum(column) for column in COUNTS))
+        select(*keys, *(func.sum(getattr(UsageHourly, name)) for name in COUNTS))
         .where(
             UsageHourly.account_id == account_id,
             UsageHourly.hour >= window.since,
@@ -170,15 +159,6 @@ def _per_key_and_model(session: Session, *, account_id: int, window: Periods) ->
         .group_by(*keys)
     )
     return [_Part(row[0], row[1], row[2], _ints(row[3:])) for row in rows]
-
-
-def _fill(buckets: Periods, hourly: Iterable[tuple[datetime, tuple[int, ...]]]) -> list[Bucket]:
-    inside: list[list[tuple[int, ...]]] = [[] for _ in buckets.starts]
-    for hour, counts in hourly:
-        index = buckets.index_of(hour)
-        if index is not None:
-            inside[index].append(counts)
-    return [Bucket(start, *_sum(rows)) for start, rows in zip(buckets.starts, inside, strict=True)]
 
 
 def _sum(rows: Iterable[tuple[int, ...]]) -> tuple[int, ...]:
@@ -235,11 +215,6 @@ def _key_labels(
         )
     )
     return {key_id: (label, prefix, deleted is not None) for key_id, label, prefix, deleted in rows}
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands timezone-aware columns back naive (in UTC).
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _ints(values: Sequence[Any]) -> tuple[int, ...]:

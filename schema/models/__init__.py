@@ -6,7 +6,7 @@ from schema.models.audit import AuditEntry
 from schema.models.catalog import CatalogModel, Plan, PlanModel, Price
 from schema.models.cloud import AdminAlert, CloudBudgetDay
 from schema.models.ledger import CreditEntry
-from schema.models.usage import UsageHourly, UsageRecord
+from schema.models.usage import UsageHourly, UsageHourlyTotal, UsageRecord
 
 __all__ = [
     "Account",
@@ -21,6 +21,7 @@ __all__ = [
     "PlanModel",
     "Price",
     "UsageHourly",
+    "UsageHourlyTotal",
     "UsageRecord",
     "User",
 ]

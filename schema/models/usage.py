@@ -56,3 +56,40 @@ class UsageHourly(Base):
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     credits: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class UsageHourlyTotal(Base):
+    """Usage summed per account and UTC hour, all its keys, models and pools together.
+
+    The dashboard's time series read this: at most 8,784 rows per account and year, however
+    many keys and models the account uses. Written with `UsageHourly`, by the same code.
+    Not a daily table: days in UTC are not Kuwait's days, and days keyed by a local date
+    would tie the data to one time zone at write time; hours serve any report zone whose
+    offset is whole hours, exactly.
+    """
+
+    __tablename__ = "usage_hourly_totals"
+    __table_args__ = (
+        # Every column: a year of one account's series is read from the index alone
+        # (index-only in PostgreSQL, covering in SQLite), not from 8,784 scattered rows.
+        Index(
+            "ix_usage_hourly_totals_covering",
+            "account_id",
+            "hour",
+            "requests",
+            "failed",
+            "prompt_tokens",
+            "completion_tokens",
+            "credits",
+        ),
+    )
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits: Mapped[int] = mapped_column(BigInteger, default=0)

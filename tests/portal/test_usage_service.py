@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.accounts.service import create_user
@@ -28,11 +28,11 @@ from portal.usage.service import (
     balance,
     usage_report,
 )
-from schema import ledger
+from schema import ledger, usage_rollup
 from schema.db import make_engine, make_session_factory
 from schema.messages import Settlement
 from schema.migrate import upgrade
-from schema.models import ApiKey, UsageHourly
+from schema.models import ApiKey
 from tests.services import PostgresServer
 
 Sessions = sessionmaker[Session]
@@ -56,9 +56,13 @@ SEEDED = [
     ("first of 12 months", datetime(2025, 3, 31, 21, 0), "first", LLAMA, "local", "ok", 1, 0, 1),
     ("before 12 months", datetime(2025, 3, 31, 20, 30), "first", LLAMA, "local", "ok", 1, 0, 1),
 ]
-# Requests without a key (none are settled so yet): a rollup row of key 0 at 08:00 Kuwait.
-KEYLESS_HOUR = datetime(2026, 3, 4, 5, tzinfo=UTC)
-KEYLESS = {"requests": 4, "failed": 1, "prompt_tokens": 40, "completion_tokens": 50, "credits": 3}
+# Without a key, at 08:00 in Kuwait: 4 requests, 1 failed, 40 + 50 tokens, 3 credits.
+KEYLESS = [
+    ("keyless", datetime(2026, 3, 4, 5, 1), None, GPT, "local", "ok", 10, 12, 1),
+    ("keyless", datetime(2026, 3, 4, 5, 2), None, GPT, "local", "ok", 10, 13, 1),
+    ("keyless", datetime(2026, 3, 4, 5, 3), None, GPT, "local", "ok", 10, 25, 1),
+    ("keyless", datetime(2026, 3, 4, 5, 4), None, GPT, "local", "error", 10, 0, 0),
+]
 
 
 @dataclass(frozen=True)
@@ -140,16 +144,9 @@ def seeded(sessions: Sessions) -> Seeded:
         ledger.settle(session, [settlement(account_id, keys[row[2]], row) for row in SEEDED])
         # Another account, same moments: none of it may show in the first one's report.
         ledger.settle(session, [settlement(other_account, other_key, row) for row in SEEDED[:3]])
-        session.execute(
-            insert(UsageHourly).values(
-                account_id=account_id,
-                hour=KEYLESS_HOUR,
-                api_key_id=0,
-                model=GPT,
-                pool="local",
-                **KEYLESS,
-            )
-        )
+        # Requests without a key, rolled up as settle would (there is no key 0 for a usage
+        # row to point at).
+        usage_rollup.add(session, [settlement(account_id, 0, row) for row in KEYLESS])
         session.execute(update(ApiKey).where(ApiKey.id == keys["old"]).values(deleted_at=NOW))
     prefixes = {label: prefix for label, (_key_id, prefix) in made.items()}
     return Seeded(sessions, account_id, keys, prefixes, other_account, other_key)

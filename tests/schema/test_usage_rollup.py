@@ -24,7 +24,7 @@ from schema import ledger
 from schema.db import make_engine, make_session_factory
 from schema.messages import Settlement
 from schema.migrate import upgrade
-from schema.models import Account, ApiKey, UsageHourly, UsageRecord
+from schema.models import Account, ApiKey, UsageHourly, UsageHourlyTotal, UsageRecord
 from tests.services import PostgresServer
 
 Sessions = sessionmaker[Session]
@@ -119,6 +119,32 @@ def rollups(sessions: Sessions, account_id: int) -> list[Row]:
         return sorted((_utc(row[0]), *row[1:]) for row in rows)
 
 
+def totals(sessions: Sessions, account_id: int) -> list[Row]:
+    """(hour, requests, failed, prompt, completion, credits), sorted."""
+    with sessions() as session:
+        rows = session.execute(
+            select(
+                UsageHourlyTotal.hour,
+                UsageHourlyTotal.requests,
+                UsageHourlyTotal.failed,
+                UsageHourlyTotal.prompt_tokens,
+                UsageHourlyTotal.completion_tokens,
+                UsageHourlyTotal.credits,
+            ).where(UsageHourlyTotal.account_id == account_id)
+        )
+        return sorted((_utc(row[0]), *row[1:]) for row in rows)
+
+
+def summed_by_hour(rows: list[Row]) -> list[Row]:
+    """The `usage_hourly` rows summed per hour: what `usage_hourly_totals` must hold."""
+    hours: dict[datetime, list[int]] = {}
+    for hour, _key, _model, _pool, *counts in rows:
+        total = hours.setdefault(hour, [0] * 5)
+        for i, value in enumerate(counts):
+            total[i] += value
+    return sorted((hour, *counts) for hour, counts in hours.items())
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -159,6 +185,7 @@ def test_settle_adds_each_new_request_to_its_hour_key_model_and_pool(sessions: S
         (HOUR, second, "llama3.2:3b", "local", 1, 0, 3, 4, 1),
         (later, first, "llama3.2:3b", "local", 1, 0, 1, 2, 1),
     ]
+    assert totals(sessions, account_id) == [(HOUR, 6, 0, 48, 89, 8), (later, 1, 0, 1, 2, 1)]
 
 
 def test_failed_and_cancelled_requests_count_as_failed(sessions: Sessions) -> None:
@@ -171,6 +198,7 @@ def test_failed_and_cancelled_requests_count_as_failed(sessions: Sessions) -> No
     ]
     settle(sessions, items)
     assert rollups(sessions, account_id) == [(HOUR, key, "llama3.2:3b", "local", 3, 2, 20, 21, 1)]
+    assert totals(sessions, account_id) == [(HOUR, 3, 2, 20, 21, 1)]
 
 
 def test_settling_a_request_again_counts_it_once(sessions: Sessions) -> None:
@@ -181,6 +209,7 @@ def test_settling_a_request_again_counts_it_once(sessions: Sessions) -> None:
     assert settle(sessions, [once]) == 0
     assert settle(sessions, [once, settlement(account_id, key, HOUR), once]) == 1
     assert rollups(sessions, account_id) == [(HOUR, key, "llama3.2:3b", "local", 2, 0, 11, 21, 2)]
+    assert totals(sessions, account_id) == [(HOUR, 2, 0, 11, 21, 2)]
 
 
 def test_concurrent_settlers_add_up_exactly(sessions: Sessions) -> None:
@@ -231,9 +260,12 @@ def test_concurrent_settlers_add_up_exactly(sessions: Sessions) -> None:
             expected[(*bucket, name)] += value
     names = ("requests", "failed", "prompt", "completion", "credits")
     buckets = sorted({key[:4] for key in expected})
-    assert rollups(sessions, account_id) == [
+    expected_rows = [
         (*bucket, *(expected[(*bucket, name)] for name in names)) for bucket in buckets
     ]
+    assert rollups(sessions, account_id) == expected_rows
+    assert totals(sessions, account_id) == summed_by_hour(expected_rows)
+    assert len(totals(sessions, account_id)) == 3
 
 
 # --- migration 0004 ---------------------------------------------------------------------
@@ -329,8 +361,14 @@ def test_migration_fills_rollups_from_existing_usage_rows(fresh_url: str) -> Non
             (HOUR + timedelta(hours=1), key_id, qwen, "cloud", 1, 0, 7, 8, 2),
         ]
         assert rollups(sessions, other_id) == [(HOUR, 0, llama, "local", 1, 0, 100, 100, 1)]
+        assert totals(sessions, account_id) == [
+            (HOUR, 5, 2, 21, 28, 4),
+            (HOUR + timedelta(hours=1), 1, 0, 7, 8, 2),
+        ]
+        assert totals(sessions, other_id) == [(HOUR, 1, 0, 100, 100, 1)]
         # Settled after the migration: added to the backfilled bucket.
         settle(sessions, [settlement(account_id, key_id, HOUR.replace(minute=10))])
         assert rollups(sessions, account_id)[2] == (HOUR, key_id, llama, "local", 3, 1, 25, 40, 2)
+        assert totals(sessions, account_id)[0] == (HOUR, 6, 2, 31, 48, 5)
     finally:
         engine.dispose()
