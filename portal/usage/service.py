@@ -1,32 +1,28 @@
 """An account's usage and balance, as the dashboard shows them.
 
-Everything is read from the hourly rollups, never from the raw usage rows, and always
-for one account: per series (24 hours, 30 days, 12 weeks, 12 months) one query on
-`usage_hourly_totals` in which the database puts each hour in its bucket (bounds from
-`portal.usage.periods`, in the report's time zone); one on `usage_hourly` for the 30
-days by key, model and pool; one for the keys' labels. Every bucket is there, empty
-ones as zeros.
+Usage is read from the hourly rollups, never from the raw usage rows, and always for
+one account: the sums per bucket of every series (24 hours, 30 days, 12 weeks, 12 months,
+bounds from `portal.usage.periods` in the report's time zone) and per key, model and
+pool over the 30 days in one statement (`portal.usage.sums`), then the keys' labels.
+Every bucket is there, empty ones as zeros.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.exceptions import NotFound
 from portal.usage import periods
-from portal.usage.periods import Periods
-from schema.models import Account, ApiKey, CreditEntry, UsageHourly, UsageHourlyTotal
+from portal.usage.sums import COUNTS, NO_KEY, Part, read_sums, zero
+from schema.models import Account, ApiKey, CreditEntry
 
-NO_KEY = 0
 GRANT_KINDS = ("grant", "purchase")
-COUNTS = ("requests", "failed", "prompt_tokens", "completion_tokens", "credits")
 
 
 @dataclass(frozen=True)
@@ -86,16 +82,26 @@ class Balance:
 def usage_report(session: Session, *, account_id: int, now: datetime, tz: ZoneInfo) -> UsageReport:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    window = periods.days(now, tz)
-    parts = _per_key_and_model(session, account_id=account_id, window=window)
+    series = (
+        periods.hours(now, tz),
+        periods.days(now, tz),
+        periods.weeks(now, tz),
+        periods.months(now, tz),
+    )
+    window = series[1]
+    sums = read_sums(session, account_id=account_id, series=series, window=window)
+    hours, days, weeks, months = (
+        [Bucket(start, *found.get(i, zero())) for i, start in enumerate(buckets.starts)]
+        for buckets, found in zip(series, sums.series, strict=True)
+    )
     return UsageReport(
-        hours=_series(session, account_id=account_id, buckets=periods.hours(now, tz)),
-        days=_series(session, account_id=account_id, buckets=window),
-        weeks=_series(session, account_id=account_id, buckets=periods.weeks(now, tz)),
-        months=_series(session, account_id=account_id, buckets=periods.months(now, tz)),
-        by_model=_by_model(parts),
-        by_key=_by_key(session, account_id=account_id, parts=parts),
-        totals=Bucket(window.starts[0], *_sum(part.counts for part in parts)),
+        hours=hours,
+        days=days,
+        weeks=weeks,
+        months=months,
+        by_model=_by_model(sums.parts),
+        by_key=_by_key(session, account_id=account_id, parts=sums.parts),
+        totals=Bucket(window.starts[0], *_sum(part.counts for part in sums.parts)),
     )
 
 
@@ -111,56 +117,6 @@ def balance(session: Session, *, account_id: int) -> Balance:
     return Balance(remaining=remaining, total_granted=int(granted or 0))
 
 
-def _series(session: Session, *, account_id: int, buckets: Periods) -> list[Bucket]:
-    hourly = UsageHourlyTotal
-    starts = list(enumerate(buckets.utc_starts))
-    # The database puts each hour in its bucket: the newest bucket start it is not before.
-    index = case(*((hourly.hour >= start, i) for i, start in reversed(starts)), else_=0)
-    inside = (
-        select(index.label("bucket"), *(getattr(hourly, name) for name in COUNTS))
-        .where(
-            hourly.account_id == account_id,
-            hourly.hour >= buckets.since,
-            hourly.hour < buckets.until,
-        )
-        .subquery()
-    )
-    rows = session.execute(
-        select(inside.c.bucket, *(func.sum(inside.c[name]) for name in COUNTS)).group_by(
-            inside.c.bucket
-        )
-    )
-    sums = {row[0]: _ints(row[1:]) for row in rows}
-    return [Bucket(start, *sums.get(i, _sum([]))) for i, start in enumerate(buckets.starts)]
-
-
-class _Part(NamedTuple):
-    """Usage of one key, model and pool over the report's 30 days."""
-
-    api_key_id: int
-    model: str
-    pool: str
-    counts: tuple[int, ...]  # as COUNTS
-
-    @property
-    def requests(self) -> int:
-        return self.counts[0]
-
-
-def _per_key_and_model(session: Session, *, account_id: int, window: Periods) -> list[_Part]:
-    keys = (UsageHourly.api_key_id, UsageHourly.model, UsageHourly.pool)
-    rows = session.execute(
-        select(*keys, *(func.sum(getattr(UsageHourly, name)) for name in COUNTS))
-        .where(
-            UsageHourly.account_id == account_id,
-            UsageHourly.hour >= window.since,
-            UsageHourly.hour < window.until,
-        )
-        .group_by(*keys)
-    )
-    return [_Part(row[0], row[1], row[2], _ints(row[3:])) for row in rows]
-
-
 def _sum(rows: Iterable[tuple[int, ...]]) -> tuple[int, ...]:
     totals = [0] * len(COUNTS)
     for row in rows:
@@ -169,8 +125,8 @@ def _sum(rows: Iterable[tuple[int, ...]]) -> tuple[int, ...]:
     return tuple(totals)
 
 
-def _by_model(parts: list[_Part]) -> list[ModelUsage]:
-    models: dict[str, list[_Part]] = {}
+def _by_model(parts: list[Part]) -> list[ModelUsage]:
+    models: dict[str, list[Part]] = {}
     for part in parts:
         models.setdefault(part.model, []).append(part)
     usage = [
@@ -186,8 +142,8 @@ def _by_model(parts: list[_Part]) -> list[ModelUsage]:
     return sorted(usage, key=lambda m: (-m.requests, m.model))
 
 
-def _by_key(session: Session, *, account_id: int, parts: list[_Part]) -> list[KeyUsage]:
-    keys: dict[int, list[_Part]] = {}
+def _by_key(session: Session, *, account_id: int, parts: list[Part]) -> list[KeyUsage]:
+    keys: dict[int, list[Part]] = {}
     for part in parts:
         keys.setdefault(part.api_key_id, []).append(part)
     labels = _key_labels(session, account_id=account_id, key_ids=keys.keys() - {NO_KEY})
@@ -215,8 +171,3 @@ def _key_labels(
         )
     )
     return {key_id: (label, prefix, deleted is not None) for key_id, label, prefix, deleted in rows}
-
-
-def _ints(values: Sequence[Any]) -> tuple[int, ...]:
-    # PostgreSQL sums bigint columns as numeric (Decimal).
-    return tuple(int(value or 0) for value in values)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.accounts.service import create_user
@@ -301,3 +301,42 @@ def test_balance_is_what_remains_and_what_was_ever_granted_or_bought(sessions: S
         assert balance(session, account_id=other_id) == Balance(remaining=1000, total_granted=1000)
         with pytest.raises(NotFound):
             balance(session, account_id=other_id + 1_000_000)
+
+
+def test_a_request_settled_while_the_report_is_read_shows_everywhere_or_nowhere(
+    sessions: Sessions,
+) -> None:
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's reads are one snapshot anyway (and lock out the settler)")
+    with sessions() as session, session.begin():
+        user_id, account_id = new_user(session)
+        key_id, _prefix = new_key(session, account_id=account_id, user_id=user_id, label="k")
+    row = ("a", datetime(2026, 3, 4, 9, 30), "k", LLAMA, "local", "ok", 1, 1, 1)
+    with sessions() as session, session.begin():
+        ledger.settle(session, [settlement(account_id, key_id, row)])
+    settled_meanwhile: list[int] = []
+    started: list[bool] = []
+
+    def settle_another(*_args: object) -> None:
+        if not started:  # right after the report's first statement, once
+            started.append(True)
+            with sessions() as session, session.begin():
+                settled_meanwhile.append(
+                    ledger.settle(session, [settlement(account_id, key_id, row)])
+                )
+
+    event.listen(engine, "after_cursor_execute", settle_another)
+    try:
+        report = report_of(sessions, account_id)
+    finally:
+        event.remove(engine, "after_cursor_execute", settle_another)
+    assert settled_meanwhile == [1]
+    seen = report.totals.requests
+    assert seen in (1, 2)
+    for series in (report.hours, report.days, report.weeks, report.months):
+        assert sum(b.requests for b in series) == seen
+    assert (
+        sum(m.requests for m in report.by_model) == sum(k.requests for k in report.by_key) == seen
+    )
+    assert report_of(sessions, account_id).totals.requests == 2
