@@ -8,6 +8,7 @@ import anyio
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from broker.sessions import WebSession
 from portal.accounts import service
 from portal.accounts.login import LoginThrottled
 from portal.accounts.service import InvalidCredentials
@@ -17,7 +18,7 @@ from portal.translatable import N_
 from portal.web import i18n
 from portal.web.cookies import clear_session_cookie, set_language_cookie, set_session_cookie
 from portal.web.responses import csrf_refused, redirect, safe_next
-from portal.web.visitor import MemberDep, VisitorDep
+from portal.web.visitor import MemberDep, Visitor, VisitorDep
 
 router = APIRouter(include_in_schema=False)
 FormText = Annotated[str, Form()]
@@ -64,11 +65,7 @@ async def register(
             },
             status_code=400,
         )
-    response = redirect("/dashboard")
-    set_session_cookie(
-        response, session, secure=visitor.secure, max_age_s=state.settings.session_idle_ttl_s
-    )
-    return response
+    return _logged_in(state, visitor, session, "/dashboard")
 
 
 @router.get("/login")
@@ -108,13 +105,7 @@ async def log_in(
         )
         page.headers.update(error.headers)
         return page
-    response = redirect(safe_next(next))
-    set_session_cookie(
-        response, session, secure=visitor.secure, max_age_s=state.settings.session_idle_ttl_s
-    )
-    if session.language:
-        set_language_cookie(response, session.language, secure=visitor.secure)
-    return response
+    return _logged_in(state, visitor, session, safe_next(next))
 
 
 @router.post("/logout")
@@ -199,6 +190,16 @@ async def change_password(
         page, fresh, secure=visitor.secure, max_age_s=state.settings.session_idle_ttl_s
     )
     return page
+
+
+def _logged_in(state: StateDep, visitor: Visitor, session: WebSession, target: str) -> Response:
+    """On to `target` with the new session's cookie; its user's language goes with it."""
+    response = redirect(target)
+    set_session_cookie(
+        response, session, secure=visitor.secure, max_age_s=state.settings.session_idle_ttl_s
+    )
+    set_language_cookie(response, session.language, secure=visitor.secure)
+    return response
 
 
 async def _account(

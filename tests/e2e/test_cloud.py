@@ -14,8 +14,7 @@ import redis
 from broker import keys
 from broker.budget import budget_day
 from tests.e2e.helpers import body, post, saturated, unlimited
-from tests.services import free_port
-from tests.stack import Stack, _wait_http
+from tests.stack import Stack
 
 CLOUD = "qwen3.5:cloud"
 
@@ -79,15 +78,7 @@ def test_models_list_is_unaffected_by_cloud_state(stack: Stack) -> None:
 
 def test_600_concurrent_cloud_requests_against_a_cap_of_500(stack: Stack) -> None:
     before = used_today(stack)
-    port = free_port()
-    capped = stack._spawn(
-        "api-cap-500",
-        ["api", "--port", str(port)],
-        {**stack.env, "CLOUD_DAILY_CAP": str(before + 500)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{url}/healthz", "capped api", capped.popen, capped.log)
+    with stack.extra_api("api-cap-500", CLOUD_DAILY_CAP=str(before + 500)) as url:
         accounts = [unlimited(stack, credits=400) for _ in range(4)]
         with (
             httpx.Client(timeout=120, limits=httpx.Limits(max_connections=64)) as client,
@@ -115,9 +106,6 @@ def test_600_concurrent_cloud_requests_against_a_cap_of_500(stack: Stack) -> Non
         assert served == 500
         for account in accounts:
             assert stack.balance(account.account_id) == stack.ledger_sum(account.account_id)
-    finally:
-        capped.stop()
-        stack.processes.remove(capped)
 
 
 def test_a_redis_restart_mid_day_keeps_the_cloud_count(stack: Stack) -> None:

@@ -11,8 +11,7 @@ from sqlalchemy import select
 
 from resayil.cli import main
 from schema.models import AuditEntry, User
-from tests.services import free_port
-from tests.stack import Stack, _wait_http
+from tests.stack import Stack
 
 HELLO = {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi [[sim:tokens=2]]"}]}
 
@@ -84,17 +83,10 @@ def test_override_from_the_cli(stack: Stack) -> None:
 
 
 def test_limit_holds_across_two_api_processes(stack: Stack) -> None:
-    port = free_port()
-    second = stack._spawn("api", ["api", "--port", str(port)])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{url}/healthz", "second api", second.popen, second.log)
+    with stack.extra_api("second-api") as url:
         account = stack.new_account(plan="basic", credits=100)
         responses = burst([stack.api_url, url], account.key, 20)
         assert Counter(r.status_code for r in responses) == {200: 10, 429: 10}
-    finally:
-        second.stop()
-        stack.processes.remove(second)
 
 
 def test_admin_api_overrides_a_limit(stack: Stack) -> None:
