@@ -21,7 +21,7 @@ BENCH_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv run test lint bench screenshots i18n clean distclean system-deps
+.PHONY: help venv run test lint bench bench-dashboard screenshots i18n clean distclean system-deps
 
 help:
 	@echo "make venv     create .venv and install the project with its dev extras"
@@ -29,6 +29,7 @@ help:
 	@echo "make test     run the test suite on real Redis/PostgreSQL (PYTEST_ARGS=... to pass options)"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make bench    run the benchmarks (BENCH_ARGS=...)"
+	@echo "make bench-dashboard  the dashboard's usage report over 2 million seeded usage rows"
 	@echo "make screenshots  the main pages in English and Arabic into screenshots/"
 	@echo "make i18n     extract new messages into the catalogs (then translate portal/locale/ar)"
 	@echo "make clean    remove caches and build output; make distclean also removes .venv"
@@ -63,6 +64,10 @@ lint: venv
 bench: venv
 	$(SYSTEM_DEPS) redis postgres
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-dashboard: venv
+	$(SYSTEM_DEPS) postgres
+	$(BIN)/python -m bench --scenario dashboard $(BENCH_ARGS)
 
 screenshots: venv
 	$(SYSTEM_DEPS) redis chromium
