@@ -56,7 +56,7 @@ class DashboardConfig:
     accounts: int = 200
     keys_per_account: int = 4
     heavy_share: float = 0.2
-    runs: int = 50
+    runs: int = 100
     raw_runs: int = 5
 
 
