@@ -156,7 +156,8 @@ def settle(session: Session, settlements: Iterable[Settlement]) -> int:
                     inserted |= _insert_usage(session, [item])
             except IntegrityError:
                 log.error("settlement %s refused by the database; skipped", item.request_id)
-    for request_id in sorted(inserted):  # one lock order for all settlers
+    # One lock order (account, then request) for all settlers: no deadlocks between them.
+    for request_id in sorted(inserted, key=lambda rid: (items[rid].account_id, rid)):
         item = items[request_id]
         refund = item.credits_reserved - item.credits_charged
         if refund > 0:
