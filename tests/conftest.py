@@ -13,6 +13,9 @@ from typing import Any
 import openai
 import pytest
 
+from schema.db import make_engine, make_session_factory
+from schema.migrate import upgrade
+from tests.databases import Sessions
 from tests.services import PostgresServer, RedisServer, start_postgres, start_redis
 from tests.stack import Stack
 
@@ -29,6 +32,24 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = start_postgres()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def sessions(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sessions]:
+    """Sessions on the migrated databases: the session's PostgreSQL (shared with the e2e
+    stack, so every test makes its own accounts) and a SQLite file of the module's own."""
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        url = server.url
+    else:
+        name = request.module.__name__.rsplit(".", 1)[-1]
+        url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'resayil.db'}"
+    upgrade(url)  # idempotent: the e2e stack may have migrated this database already
+    engine = make_engine(url)
+    yield make_session_factory(engine)
+    engine.dispose()
 
 
 @pytest.fixture(scope="session", params=["postgresql", "sqlite"])

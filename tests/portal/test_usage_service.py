@@ -7,14 +7,13 @@ month boundaries; every figure below is counted by hand from the `SEEDED` table.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from portal.accounts.service import create_user
 from portal.exceptions import NotFound
@@ -29,13 +28,10 @@ from portal.usage.service import (
     usage_report,
 )
 from schema import ledger, usage_rollup
-from schema.db import make_engine, make_session_factory
 from schema.messages import Settlement
-from schema.migrate import upgrade
 from schema.models import ApiKey
-from tests.services import PostgresServer
+from tests.databases import Sessions
 
-Sessions = sessionmaker[Session]
 KUWAIT = ZoneInfo("Asia/Kuwait")
 NOW = datetime(2026, 3, 4, 10, 15, tzinfo=UTC)  # Wednesday 13:15 in Kuwait
 LLAMA, QWEN, GPT = "llama3.2:3b", "qwen3.5:cloud", "gpt-oss:20b"
@@ -73,21 +69,6 @@ class Seeded:
     prefixes: dict[str, str]
     other_account_id: int
     other_key_id: int
-
-
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def sessions(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Sessions]:
-    if request.param == "postgresql":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        url = server.url
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('usage') / 'usage.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def new_user(session: Session, *, credits: int = 0) -> tuple[int, int]:

@@ -9,38 +9,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
 
 from schema import ledger
-from schema.db import make_engine, make_session_factory
 from schema.messages import Settlement
-from schema.migrate import upgrade
 from schema.models import Account, ApiKey, CreditEntry, UsageRecord
-from tests.services import PostgresServer
-
-Sessions = sessionmaker[Session]
-T = TypeVar("T")
-
-
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def sessions(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Sessions]:
-    if request.param == "postgresql":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        url = server.url
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.db'}"
-    upgrade(url)  # idempotent: the e2e stack may have migrated this database already
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
+from tests.databases import Sessions, race
 
 
 def new_account(sessions: Sessions, credits: int) -> int:
@@ -88,21 +64,6 @@ def ledger_sum(sessions: Sessions, account_id: int) -> int:
             )
         )
         return int(total or 0)
-
-
-def race(count: int, work: Callable[[int], T]) -> list[T | Exception]:
-    """Run `work(i)` in `count` threads released at the same instant."""
-    start = threading.Barrier(count)
-
-    def run(i: int) -> T | Exception:
-        start.wait()
-        try:
-            return work(i)
-        except Exception as error:
-            return error
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def reserve(sessions: Sessions, account_id: int, price: int) -> int:

@@ -7,46 +7,27 @@ PostgreSQL is the session's server (every test makes its own account); SQLite a 
 from __future__ import annotations
 
 import random
-import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 from schema import ledger
 from schema.db import make_engine, make_session_factory
 from schema.messages import Settlement
 from schema.migrate import upgrade
 from schema.models import Account, ApiKey, UsageHourly, UsageHourlyTotal, UsageRecord
+from tests.databases import Sessions, race
 from tests.services import PostgresServer
 
-Sessions = sessionmaker[Session]
-T = TypeVar("T")
 Row = tuple[Any, ...]
 
 HOUR = datetime(2026, 3, 4, 9, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def sessions(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Sessions]:
-    if request.param == "postgresql":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        url = server.url
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('rollup') / 'rollup.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def new_account(sessions: Sessions) -> int:
@@ -147,21 +128,6 @@ def summed_by_hour(rows: list[Row]) -> list[Row]:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def race(count: int, work: Callable[[int], T]) -> list[T | Exception]:
-    """Run `work(i)` in `count` threads released at the same instant."""
-    start = threading.Barrier(count)
-
-    def run(i: int) -> T | Exception:
-        start.wait()
-        try:
-            return work(i)
-        except Exception as error:
-            return error
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def test_settle_adds_each_new_request_to_its_hour_key_model_and_pool(sessions: Sessions) -> None:
