@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from dataclasses import asdict
 from typing import Annotated
@@ -16,7 +15,7 @@ from portal.exceptions import AuthenticationFailed, PermissionDenied
 from portal.keys.service import Caller, authenticate, digest, refuse
 from portal.state import AppState
 from portal.translatable import N_
-from portal.web.cookies import SESSION_COOKIE
+from portal.web.cookies import CSRF_REFUSED, SESSION_COOKIE, csrf_matches
 
 bearer = HTTPBearer(auto_error=False, description="An API key from your Resayil dashboard")
 
@@ -90,10 +89,9 @@ async def get_web_session(
     session = await state.web_sessions.get(token) if token else None
     if session is None:
         raise AuthenticationFailed(N_("Log in first."), code="not_logged_in")
-    if bearer is None and request.method not in SAFE_METHODS:
-        sent = request.headers.get("x-csrf-token", "")
-        if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
-            raise CsrfRejected(N_("The form expired or came from another site. Please try again."))
+    changing = bearer is None and request.method not in SAFE_METHODS
+    if changing and not csrf_matches(request.headers.get("x-csrf-token"), session.csrf_token):
+        raise CsrfRejected(CSRF_REFUSED)
     return session
 
 

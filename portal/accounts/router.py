@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import anyio
 from fastapi import APIRouter, Request, Response, status
 
 from broker.sessions import WebSession
-from portal.accounts import service
 from portal.accounts.schemas import (
     AccountOut,
     BalanceOut,
@@ -17,10 +15,10 @@ from portal.accounts.schemas import (
     RegisterIn,
     SessionOut,
 )
+from portal.dashboard import reports
 from portal.deps import StateDep, WebSessionDep
 from portal.openapi import SESSION_ERRORS, error_responses
 from portal.state import AppState
-from portal.usage.service import balance
 from portal.web.cookies import clear_session_cookie, served_over_https, set_session_cookie
 
 router = APIRouter(prefix="/api", tags=["Account API"])
@@ -92,28 +90,23 @@ async def log_out(
     "/account", summary="The logged-in user's account, plan and balance", responses=SESSION_ERRORS
 )
 async def account(session: WebSessionDep, state: StateDep) -> AccountOut:
-    def read() -> AccountOut:
-        with state.sessions() as db:
-            profile = service.profile(db, user_id=session.user_id, account_id=session.account_id)
-            credits = balance(db, account_id=session.account_id)
-        plan = None
-        if profile.plan_code is not None:
-            plan = PlanOut(
-                code=profile.plan_code,
-                name=(profile.plan_name_ar if profile.language == "ar" else profile.plan_name_en)
-                or profile.plan_code,
-                requests_per_minute=profile.requests_per_minute or 0,
-            )
-        return AccountOut(
-            account_id=profile.account_id,
-            email=profile.email,
-            phone=profile.phone,
-            language="ar" if profile.language == "ar" else "en",
-            plan=plan,
-            balance=BalanceOut(remaining=credits.remaining, total_granted=credits.total_granted),
+    summary = await reports.summary(state, session)
+    profile, credits = summary.profile, summary.balance
+    plan = None
+    if profile.plan_code is not None:
+        plan = PlanOut(
+            code=profile.plan_code,
+            name=profile.plan_name(profile.language) or profile.plan_code,
+            requests_per_minute=profile.requests_per_minute or 0,
         )
-
-    return await anyio.to_thread.run_sync(read)
+    return AccountOut(
+        account_id=profile.account_id,
+        email=profile.email,
+        phone=profile.phone,
+        language="ar" if profile.language == "ar" else "en",
+        plan=plan,
+        balance=BalanceOut(remaining=credits.remaining, total_granted=credits.total_granted),
+    )
 
 
 @router.post(

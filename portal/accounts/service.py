@@ -197,6 +197,9 @@ class Profile:
     plan_name_ar: str | None
     requests_per_minute: int | None
 
+    def plan_name(self, language: str) -> str | None:
+        return self.plan_name_ar if language == "ar" else self.plan_name_en
+
 
 def profile(session: Session, *, user_id: int, account_id: int) -> Profile:
     row = session.execute(

@@ -16,9 +16,10 @@ router = APIRouter(include_in_schema=False)
 async def billing_page(
     request: Request, visitor: VisitorDep, member: MemberDep, state: StateDep
 ) -> HTMLResponse:
-    board = await reports.dashboard(state, member)
-    profile = board.profile
-    plan_name = profile.plan_name_ar if visitor.language == "ar" else profile.plan_name_en
+    account = await reports.summary(state, member)
     return state.renderer.render(
-        request, visitor, "billing/billing.html", {"balance": board.balance, "plan_name": plan_name}
+        request,
+        visitor,
+        "billing/billing.html",
+        {"balance": account.balance, "plan_name": account.profile.plan_name(visitor.language)},
     )

@@ -26,15 +26,13 @@ async def dashboard_page(
 ) -> HTMLResponse:
     board = await reports.dashboard(state, member)
     periods = {"day": board.usage.days, "week": board.usage.weeks, "month": board.usage.months}
-    profile = board.profile
-    plan_name = profile.plan_name_ar if visitor.language == "ar" else profile.plan_name_en
     return state.renderer.render(
         request,
         visitor,
         "dashboard/dashboard.html",
         {
             "board": board,
-            "plan_name": plan_name,
+            "plan_name": board.profile.plan_name(visitor.language),
             "period": period,
             "periods": periods[period],
             "period_format": PERIOD_FORMATS[period],

@@ -1,4 +1,4 @@
-"""The dashboard's figures for a logged-in user, read in a worker thread."""
+"""What the member pages and the account API show of a logged-in user, read in a worker thread."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import anyio
+from sqlalchemy.orm import Session
 
 from broker.sessions import WebSession
 from portal.accounts import service as accounts
@@ -26,15 +27,42 @@ class Dashboard:
     keys: list[KeyView]
 
 
+@dataclass(frozen=True)
+class Summary:
+    profile: Profile
+    balance: Balance
+
+
+def _usage(db: Session, state: AppState, session: WebSession) -> UsageReport:
+    return usage.usage_report(
+        db,
+        account_id=session.account_id,
+        now=datetime.now(UTC),
+        tz=ZoneInfo(state.settings.report_timezone),
+    )
+
+
+def _summary(db: Session, session: WebSession) -> Summary:
+    return Summary(
+        profile=accounts.profile(db, user_id=session.user_id, account_id=session.account_id),
+        balance=usage.balance(db, account_id=session.account_id),
+    )
+
+
 async def usage_report(state: AppState, session: WebSession) -> UsageReport:
     def read() -> UsageReport:
         with state.sessions() as db:
-            return usage.usage_report(
-                db,
-                account_id=session.account_id,
-                now=datetime.now(UTC),
-                tz=ZoneInfo(state.settings.report_timezone),
-            )
+            return _usage(db, state, session)
+
+    return await anyio.to_thread.run_sync(read)
+
+
+async def summary(state: AppState, session: WebSession) -> Summary:
+    """Who the member is, their plan and balance: what the billing page and /api/account show."""
+
+    def read() -> Summary:
+        with state.sessions() as db:
+            return _summary(db, session)
 
     return await anyio.to_thread.run_sync(read)
 
@@ -42,17 +70,11 @@ async def usage_report(state: AppState, session: WebSession) -> UsageReport:
 async def dashboard(state: AppState, session: WebSession) -> Dashboard:
     def read() -> Dashboard:
         with state.sessions() as db:
+            account = _summary(db, session)
             return Dashboard(
-                profile=accounts.profile(
-                    db, user_id=session.user_id, account_id=session.account_id
-                ),
-                balance=usage.balance(db, account_id=session.account_id),
-                usage=usage.usage_report(
-                    db,
-                    account_id=session.account_id,
-                    now=datetime.now(UTC),
-                    tz=ZoneInfo(state.settings.report_timezone),
-                ),
+                profile=account.profile,
+                balance=account.balance,
+                usage=_usage(db, state, session),
                 keys=keys.list_keys(db, account_id=session.account_id),
             )
 

@@ -1,15 +1,28 @@
-"""The portal's cookies: names and attributes in one place."""
+"""The portal's cookies (names and attributes in one place) and the CSRF token check."""
 
 from __future__ import annotations
+
+import hmac
 
 from fastapi import Request, Response
 
 from broker.sessions import WebSession
+from portal.translatable import N_
 
 SESSION_COOKIE = "rsy_session"
 CSRF_COOKIE = "rsy_csrf"
 LANGUAGE_COOKIE = "rsy_lang"
 LANGUAGE_COOKIE_AGE_S = 365 * 24 * 3600
+
+
+CSRF_REFUSED = N_("The form expired or came from another site. Please try again.")
+
+
+def csrf_matches(submitted: str | None, expected: str) -> bool:
+    """Constant-time: how much of a guess was right must not show in the timing."""
+    if not submitted:
+        return False
+    return hmac.compare_digest(submitted.encode(), expected.encode())
 
 
 def served_over_https(request: Request, public_base_url: str) -> bool:

@@ -7,9 +7,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from portal.state import AppState
 from portal.translatable import N_
+from portal.web.cookies import CSRF_REFUSED
 from portal.web.visitor import Visitor
-
-CSRF_REFUSED = N_("The form expired or came from another site. Please try again.")
 
 
 def redirect(url: str) -> RedirectResponse:

@@ -7,7 +7,6 @@ cookie (double submit). Either way a cross-site form cannot know the value.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
@@ -19,7 +18,13 @@ from broker.sessions import WebSession
 from portal.deps import StateDep
 from portal.exceptions import GatewayError
 from portal.web import i18n
-from portal.web.cookies import CSRF_COOKIE, LANGUAGE_COOKIE, SESSION_COOKIE, served_over_https
+from portal.web.cookies import (
+    CSRF_COOKIE,
+    LANGUAGE_COOKIE,
+    SESSION_COOKIE,
+    csrf_matches,
+    served_over_https,
+)
 
 
 @dataclass
@@ -36,9 +41,7 @@ class Visitor:
         return self.session is not None
 
     def csrf_ok(self, submitted: str | None) -> bool:
-        if not submitted:
-            return False
-        return hmac.compare_digest(submitted.encode(), self.csrf_token.encode())
+        return csrf_matches(submitted, self.csrf_token)
 
     def apply_cookies(self, response: Response) -> None:
         if self.new_csrf_cookie:
