@@ -38,13 +38,29 @@ class PortalSettings(BaseSettings):
     # What a newly registered account starts with (a trial); "" registers without a plan.
     signup_plan: str = "basic"
     signup_credits: int = Field(default=25, ge=0)
+    # The trial plan ends after this many days (0 = it does not end).
+    signup_trial_days: int = Field(default=14, ge=0)
     login_max_failures_per_account: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
     login_throttle_window_s: int = Field(default=900, ge=1)
+    # MyFatoorah: the test host by default; live hosts per country are in the README.
+    # No token = payments are off (`make run` starts the local MyFatoorah double instead).
+    myfatoorah_base_url: str = "https://apitest.myfatoorah.com"
+    myfatoorah_token: str = Field(default="", repr=False)
+    myfatoorah_webhook_secret: str = Field(default="", repr=False)
+    myfatoorah_timeout_s: float = Field(default=30.0, gt=0)
+    # An unconfirmed order is asked about again after this long (then ever less often).
+    payment_recheck_s: int = Field(default=60, ge=1)
+    # "Your subscription ends soon" is emitted this many days before the end.
+    expiry_notice_days: int = Field(default=3, ge=0)
 
     @property
     def topup_url(self) -> str:
         return f"{self.public_base_url.rstrip('/')}/billing"
+
+    @property
+    def payments_enabled(self) -> bool:
+        return bool(self.myfatoorah_token)
 
 
 def load_settings() -> PortalSettings:

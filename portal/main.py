@@ -24,7 +24,9 @@ from portal.accounts.login import Authenticator
 from portal.accounts.pages import router as account_pages
 from portal.accounts.router import router as account_api
 from portal.admin.router import router as admin_router
+from portal.billing.gateway import payments_client
 from portal.billing.pages import router as billing_pages
+from portal.billing.router import router as billing_api
 from portal.catalog.service import Catalog
 from portal.chat.placement import Placement
 from portal.chat.relay import ChatRelay
@@ -63,6 +65,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             await state.hub.stop()
             await state.redis.aclose()
             state.engine.dispose()
+            if state.payments is not None:
+                state.payments.close()
 
     app = FastAPI(
         title="Resayil LLM Portal",
@@ -80,6 +84,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.include_router(account_api)
     app.include_router(keys_api)
     app.include_router(usage_api)
+    app.include_router(billing_api)
     for pages in (site_pages, account_pages, dashboard_pages, keys_pages, billing_pages):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -172,4 +177,5 @@ async def _build_state(settings: PortalSettings) -> AppState:
         renderer=Renderer(
             public_base_url=settings.public_base_url, timezone=settings.report_timezone
         ),
+        payments=payments_client(settings),
     )

@@ -14,6 +14,7 @@ from broker.queue import JobQueue
 from broker.sessions import SessionStore
 from broker.stream import EventHub
 from portal.accounts.login import Authenticator
+from portal.billing.myfatoorah import MyFatoorahClient
 from portal.catalog.service import Catalog
 from portal.chat.placement import Placement
 from portal.chat.relay import ChatRelay
@@ -37,3 +38,4 @@ class AppState:
     web_sessions: SessionStore
     authenticator: Authenticator
     renderer: Renderer
+    payments: MyFatoorahClient | None = None  # None: no MyFatoorah token configured

@@ -25,7 +25,11 @@ class PeriodicJob:
     path: str  # dotted path: the scheduler never imports job code
 
 
-PERIODIC = (PeriodicJob("reconcile-ledger", 600, "resayil.jobs.reconcile_ledger"),)
+PERIODIC = (
+    PeriodicJob("reconcile-ledger", 600, "resayil.jobs.reconcile_ledger"),
+    PeriodicJob("reconcile-payments", 60, "resayil.jobs.reconcile_payments"),
+    PeriodicJob("announce-plan-endings", 600, "resayil.jobs.announce_plan_endings"),
+)
 
 
 def _redis() -> Redis:

@@ -125,8 +125,25 @@ def reserve_in_one_statement(
     return int(balance)
 
 
-def grant(session: Session, *, account_id: int, amount: int, kind: str, reason: str) -> int:
-    balance = _move(session, account_id=account_id, amount=amount, kind=kind, reason=reason)
+def grant(
+    session: Session,
+    *,
+    account_id: int,
+    amount: int,
+    kind: str,
+    reason: str,
+    reference: str | None = None,
+) -> int:
+    """Add credits. A `reference` (e.g. "order:42") makes a second grant of the same
+    kind for it fail with IntegrityError: the ledger's own guard against paying twice."""
+    balance = _move(
+        session,
+        account_id=account_id,
+        amount=amount,
+        kind=kind,
+        request_id=reference,
+        reason=reason,
+    )
     if balance is None:
         raise LookupError(f"account {account_id} does not exist")
     return balance

@@ -85,6 +85,7 @@ class Authenticator:
                     language=language,
                     plan_code=self.settings.signup_plan or None,
                     credits=self.settings.signup_credits,
+                    trial_days=self.settings.signup_trial_days,
                 )
 
         registered = await anyio.to_thread.run_sync(create)

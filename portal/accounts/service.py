@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -51,7 +52,9 @@ def create_user(
     credits: int = 0,
     admin: bool = False,
     language: str = "en",
+    plan_days: int = 0,
 ) -> Registered:
+    """`plan_days` > 0 ends the plan after that many days (a trial); 0 = it does not end."""
     email = valid_email(email)
     phone = valid_phone(phone)
     valid_password(password)
@@ -67,7 +70,8 @@ def create_user(
         is_admin=admin,
         language=language,
     )
-    account = Account(name=email, plan_id=plan_id, credit_balance=0)
+    ends = datetime.now(UTC) + timedelta(days=plan_days) if plan_id and plan_days else None
+    account = Account(name=email, plan_id=plan_id, plan_expires_at=ends, credit_balance=0)
     session.add_all([user, account])
     session.flush()
     session.add(Membership(account_id=account.id, user_id=user.id, role="owner"))
@@ -87,6 +91,7 @@ def register(
     language: str,
     plan_code: str | None,
     credits: int,
+    trial_days: int = 0,
 ) -> Registered:
     """A visitor signs up: their own account, with the configured trial plan and credits."""
     try:
@@ -99,6 +104,7 @@ def register(
                 plan_code=plan_code,
                 credits=credits,
                 language=language,
+                plan_days=trial_days,
             )
     except IntegrityError as error:
         # Someone registered the same email or phone between our check and our insert.

@@ -1,4 +1,4 @@
-"""What the public pages offer: plans with their prices and visible models."""
+"""What the public pages offer: plans with their prices and visible models, and top-up packs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from schema.models import CatalogModel, Plan, PlanModel, Price
+from schema.models import CatalogModel, Plan, PlanModel, Price, TopUpPack
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,23 @@ class PlanOffer:
     requests_per_minute: int
     tier: int
     models: tuple[ModelOffer, ...]
+    period_days: int = 30
+
+    def name(self, language: str) -> str:
+        return self.name_ar if language == "ar" else self.name_en
+
+    @property
+    def for_sale(self) -> bool:
+        return self.monthly_price_fils > 0
+
+
+@dataclass(frozen=True)
+class PackOffer:
+    code: str
+    name_en: str
+    name_ar: str
+    credits: int
+    price_fils: int
 
     def name(self, language: str) -> str:
         return self.name_ar if language == "ar" else self.name_en
@@ -35,6 +52,7 @@ class PlanOffer:
 class Offers:
     plans: tuple[PlanOffer, ...]
     credits_per_request: dict[str, int]
+    packs: tuple[PackOffer, ...] = ()
 
 
 def current_offers(session: Session) -> Offers:
@@ -57,8 +75,15 @@ def current_offers(session: Session) -> Offers:
             plan.requests_per_minute,
             plan.tier,
             tuple(models.get(plan.id, [])),
+            plan.period_days,
         )
         for plan in session.scalars(select(Plan).order_by(Plan.sort_order, Plan.tier))
     )
     prices = {price.pool: price.credits_per_request for price in session.scalars(select(Price))}
-    return Offers(plans, prices)
+    packs = tuple(
+        PackOffer(pack.code, pack.name_en, pack.name_ar, pack.credits, pack.price_fils)
+        for pack in session.scalars(
+            select(TopUpPack).where(TopUpPack.active.is_(True)).order_by(TopUpPack.sort_order)
+        )
+    )
+    return Offers(plans, prices, packs)

@@ -34,14 +34,16 @@ def check(
     """Account, model access and translatability. Runs in a worker thread."""
     if caller.suspended:
         raise PermissionDenied("This account is suspended.", code="account_suspended")
-    if caller.plan_code is None:
+    plan_code = caller.active_plan(time.time())
+    if plan_code is None:
         raise PaymentRequired(
-            "This account has no active plan. Renew your subscription to use the API.",
+            "This account has no active plan: its subscription has expired or it never had "
+            f"one. Renew at {settings.topup_url} (your purchased credits are kept).",
             code="subscription_expired",
             extra={"renew_url": settings.topup_url},
         )
     snapshot = catalog.current()
-    model = snapshot.resolve(request.model, caller.plan_code)
+    model = snapshot.resolve(request.model, plan_code)
     try:
         validate_translatable(request)
     except UnsupportedInput as error:
@@ -52,7 +54,7 @@ def check(
     # Only a cloud model the caller's plan includes: a Basic request is never moved to a
     # model (and a price) its plan does not have; it waits for a local slot instead.
     if fallback is not None and (
-        fallback.pool != "cloud" or fallback.name not in snapshot.plans[caller.plan_code].models
+        fallback.pool != "cloud" or fallback.name not in snapshot.plans[plan_code].models
     ):
         fallback = None
     return Admissible(

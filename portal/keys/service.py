@@ -39,6 +39,14 @@ class Caller:
     requests_per_minute: int
     # The key was made by a platform admin: it may use the admin API.
     is_admin: bool = False
+    # When the paid period ends (seconds since the epoch); None = it does not end.
+    plan_expires_at: float | None = None
+
+    def active_plan(self, now: float) -> str | None:
+        """The plan the API serves: none once the subscription has expired."""
+        if self.plan_expires_at is not None and now >= self.plan_expires_at:
+            return None
+        return self.plan_code
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,7 @@ def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Ca
             func.coalesce(Account.rpm_override, Plan.requests_per_minute, 0),
             ApiKey.last_used_at,
             func.coalesce(User.is_admin, False),
+            Account.plan_expires_at,
         )
         .join(Account, Account.id == ApiKey.account_id)
         .outerjoin(User, User.id == ApiKey.created_by_user_id)
@@ -172,10 +181,19 @@ def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Ca
     # The lookup is by digest; compare_digest keeps the final check constant-time.
     if row is None or not hmac.compare_digest(row[1], wanted):
         refuse(client_ip, raw_key[:DISPLAY_CHARS])
-    key_id, _digest, account_id, suspended, plan_code, plan_tier, rpm, last_used, admin = row
+    key_id, _digest, account_id, suspended, plan_code, plan_tier, rpm, last_used, admin, ends = row
     if last_used is None or _as_utc(last_used) < datetime.now(UTC) - LAST_USED_RESOLUTION:
         _touch(session, key_id)
-    return Caller(account_id, key_id, plan_code, plan_tier or 0, suspended, int(rpm), bool(admin))
+    return Caller(
+        account_id,
+        key_id,
+        plan_code,
+        plan_tier or 0,
+        suspended,
+        int(rpm),
+        bool(admin),
+        _as_utc(ends).timestamp() if ends is not None else None,
+    )
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import anyio
@@ -35,7 +36,9 @@ def _model(info: ModelInfo) -> ModelObject:
 async def list_models(request: Request, caller: CallerDep, state: StateDep) -> ModelList:
     await ratelimit.peek(state.limiter, request, caller)
     snapshot = await anyio.to_thread.run_sync(state.catalog.current)
-    return ModelList(data=[_model(m) for m in snapshot.plan_models(caller.plan_code)])
+    return ModelList(
+        data=[_model(m) for m in snapshot.plan_models(caller.active_plan(time.time()))]
+    )
 
 
 @router.get(
@@ -46,7 +49,7 @@ async def retrieve_model(
 ) -> ModelObject:
     await ratelimit.peek(state.limiter, request, caller)
     snapshot = await anyio.to_thread.run_sync(state.catalog.current)
-    for info in snapshot.plan_models(caller.plan_code):
+    for info in snapshot.plan_models(caller.active_plan(time.time())):
         if info.name == model_id:
             return _model(info)
     raise NotFound(

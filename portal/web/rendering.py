@@ -36,6 +36,10 @@ def short_time(moment: datetime | None, timezone: ZoneInfo) -> str:
     return moment.astimezone(timezone).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
+def short_date(moment: datetime | None, timezone: ZoneInfo) -> str:
+    return moment.astimezone(timezone).strftime("%Y-%m-%d") if moment else ""
+
+
 class Renderer:
     def __init__(self, *, public_base_url: str, timezone: str) -> None:
         self.timezone = ZoneInfo(timezone)
@@ -64,6 +68,7 @@ class Renderer:
             kwd=kwd,
             thousands=thousands,
             short_time=functools.partial(short_time, timezone=self.timezone),
+            short_date=functools.partial(short_date, timezone=self.timezone),
         )
         return environment
 

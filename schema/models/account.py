@@ -25,6 +25,9 @@ class Account(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True)
+    # The paid period ends here; None = no end (a plan given by an operator). An expired
+    # account keeps plan_id (so it can be renewed) but the API treats it as having none.
+    plan_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     credit_balance: Mapped[int] = mapped_column(Integer, default=0)
     # None: the plan's limit applies; 0: unlimited (negotiated or load test).
     rpm_override: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -20,6 +20,7 @@ class Plan(Base):
     tier: Mapped[int] = mapped_column(Integer)
     monthly_price_fils: Mapped[int] = mapped_column(Integer, default=0)
     credits_per_period: Mapped[int] = mapped_column(Integer, default=0)
+    period_days: Mapped[int] = mapped_column(Integer, default=30)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
 
 
