@@ -21,10 +21,10 @@ from portal.billing.myfatoorah import (
     MyFatoorahClient,
     MyFatoorahError,
     PaymentStatus,
-    fils_of,
 )
 from schema.models import AdminAlert, Order
 from schema.models._time import utcnow
+from schema.money import fils_of
 
 log = logging.getLogger(__name__)
 

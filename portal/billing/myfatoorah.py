@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from schema.money import fils_of, kwd_number
+
 LIVE_HOSTS = {
     "KWT": "https://api.myfatoorah.com",
     "BHR": "https://api.myfatoorah.com",
@@ -30,6 +32,21 @@ LIVE_HOSTS = {
     "EGY": "https://api-eg.myfatoorah.com",
 }
 TEST_HOST = "https://apitest.myfatoorah.com"
+
+
+__all__ = [
+    "CreatedInvoice",
+    "GatewayAuthFailed",
+    "GatewayRejected",
+    "GatewayUnreachable",
+    "MyFatoorahClient",
+    "MyFatoorahError",
+    "PaymentStatus",
+    "Refund",
+    "Transaction",
+    "fils_of",
+    "kwd_number",
+]
 
 
 class MyFatoorahError(Exception):
@@ -49,19 +66,6 @@ class GatewayRejected(MyFatoorahError):
         detail = "; ".join(f"{name}: {error}" for name, error in errors)
         super().__init__(f"{message} ({detail})" if detail else message)
         self.errors = errors
-
-
-def kwd_number(fils: int) -> Decimal:
-    """An amount in fils as the 3-decimal number MyFatoorah expects (2500 -> 2.500)."""
-    return Decimal(fils).scaleb(-3).quantize(Decimal("0.001"))
-
-
-def fils_of(amount: Decimal | str | int) -> int:
-    """KWD as MyFatoorah writes it ("12,345.000", 2.5) in fils; refuses sub-fils amounts."""
-    value = Decimal(str(amount).replace(",", "").strip()) * 1000
-    if value != value.to_integral_value():
-        raise ValueError(f"{amount} is not a whole number of fils")
-    return int(value)
 
 
 @dataclass(frozen=True)

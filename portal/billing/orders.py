@@ -17,10 +17,11 @@ import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.billing.myfatoorah import MyFatoorahClient, MyFatoorahError, kwd_number
+from portal.billing.myfatoorah import MyFatoorahClient, MyFatoorahError
 from portal.exceptions import InvalidRequest, NotFound, ServiceUnavailable
 from portal.translatable import N_
 from schema.models import Order, Plan, TopUpPack, User
+from schema.money import kwd_number
 
 ITEM = re.compile(r"^(plan|pack):([a-z0-9_-]{1,32})$")
 # MyFatoorah strips everything but letters, digits and spaces from the name.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -15,17 +14,17 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from portal.web import i18n
+from schema.money import format_kwd
 
 if TYPE_CHECKING:
     from portal.web.visitor import Visitor
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-FILS_PER_KWD = 1000
 
 
 def kwd(fils: int) -> str:
     """An amount in KWD with its three decimals (fils are integers, never floats)."""
-    return f"{Decimal(fils) / FILS_PER_KWD:.3f}"
+    return format_kwd(fils)
 
 
 def thousands(value: int) -> str:
