@@ -91,13 +91,15 @@ async def log_out(
 )
 async def account(session: WebSessionDep, state: StateDep) -> AccountOut:
     summary = await reports.summary(state, session)
-    profile, credits = summary.profile, summary.balance
+    profile, credits, subscription = summary.profile, summary.balance, summary.subscription
     plan = None
     if profile.plan_code is not None:
         plan = PlanOut(
             code=profile.plan_code,
             name=profile.plan_name(profile.language) or profile.plan_code,
             requests_per_minute=profile.requests_per_minute or 0,
+            status=subscription.status,
+            expires_at=subscription.expires_at,
         )
     return AccountOut(
         account_id=profile.account_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -39,6 +40,10 @@ class PlanOut(BaseModel):
     code: str
     name: str
     requests_per_minute: int
+    status: Literal["active", "ending", "expired", "open_ended"] = Field(
+        description="`expired`: the API answers 402 `subscription_expired` until renewed"
+    )
+    expires_at: datetime | None = Field(description="When the paid period ends (null: never)")
 
 
 class BalanceOut(BaseModel):

@@ -32,7 +32,6 @@ async def dashboard_page(
         "dashboard/dashboard.html",
         {
             "board": board,
-            "plan_name": board.profile.plan_name(visitor.language),
             "period": period,
             "periods": periods[period],
             "period_format": PERIOD_FORMATS[period],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from broker.sessions import WebSession
 from portal.accounts import service as accounts
 from portal.accounts.service import Profile
+from portal.billing import subscriptions
+from portal.billing.subscriptions import Subscription
 from portal.keys import service as keys
 from portal.keys.service import KeyView
 from portal.state import AppState
@@ -23,6 +25,7 @@ from portal.usage.service import Balance, UsageReport
 class Dashboard:
     profile: Profile
     balance: Balance
+    subscription: Subscription
     usage: UsageReport
     keys: list[KeyView]
 
@@ -31,6 +34,7 @@ class Dashboard:
 class Summary:
     profile: Profile
     balance: Balance
+    subscription: Subscription
 
 
 def _usage(db: Session, state: AppState, session: WebSession) -> UsageReport:
@@ -42,10 +46,16 @@ def _usage(db: Session, state: AppState, session: WebSession) -> UsageReport:
     )
 
 
-def _summary(db: Session, session: WebSession) -> Summary:
+def _summary(db: Session, state: AppState, session: WebSession) -> Summary:
     return Summary(
         profile=accounts.profile(db, user_id=session.user_id, account_id=session.account_id),
         balance=usage.balance(db, account_id=session.account_id),
+        subscription=subscriptions.subscription(
+            db,
+            account_id=session.account_id,
+            now=datetime.now(UTC),
+            notice=timedelta(days=state.settings.expiry_notice_days),
+        ),
     )
 
 
@@ -62,7 +72,7 @@ async def summary(state: AppState, session: WebSession) -> Summary:
 
     def read() -> Summary:
         with state.sessions() as db:
-            return _summary(db, session)
+            return _summary(db, state, session)
 
     return await anyio.to_thread.run_sync(read)
 
@@ -70,10 +80,11 @@ async def summary(state: AppState, session: WebSession) -> Summary:
 async def dashboard(state: AppState, session: WebSession) -> Dashboard:
     def read() -> Dashboard:
         with state.sessions() as db:
-            account = _summary(db, session)
+            account = _summary(db, state, session)
             return Dashboard(
                 profile=account.profile,
                 balance=account.balance,
+                subscription=account.subscription,
                 usage=_usage(db, state, session),
                 keys=keys.list_keys(db, account_id=session.account_id),
             )

@@ -52,16 +52,28 @@ def test_the_account_api_is_documented_and_the_pages_are_not() -> None:
         "/api/keys",
         "/api/keys/{key_id}",
         "/api/usage",
+        "/api/billing/subscription",
+        "/api/billing/orders",
+        "/api/billing/orders/{order_id}",
+        "/api/billing/invoices/{number}",
     } <= set(account_api)
+    # Public (the offers) or authenticated by MyFatoorah's signature (the webhook).
+    unauthenticated = ("/api/auth/register", "/api/auth/login", "/api/admin", "/api/billing/offers")
     for path, operations in account_api.items():
         for method, operation in operations.items():
             if "requestBody" in operation:
                 assert "400" in operation["responses"], (method, path)
-            if path.startswith(("/api/auth/register", "/api/auth/login", "/api/admin")):
+            if path.startswith(unauthenticated) or path == "/api/billing/webhook":
                 continue
             assert "401" in operation["responses"], (method, path)
             assert {"SessionToken": []} in operation["security"], (method, path)
             assert {"SessionCookie": []} in operation["security"], (method, path)
     assert set(paths["/api/keys/{key_id}"]["delete"]["responses"]) >= {"204", "401", "404"}
-    for page in ("/", "/login", "/register", "/dashboard", "/keys", "/language"):
+    webhook = paths["/api/billing/webhook"]["post"]
+    assert set(webhook["responses"]) >= {"200", "400", "401"}
+    assert "security" not in webhook
+    invoice = paths["/api/billing/invoices/{number}"]["get"]
+    assert "application/pdf" in invoice["responses"]["200"]["content"]
+    pages = ("/", "/login", "/register", "/dashboard", "/keys", "/language", "/pricing")
+    for page in (*pages, "/billing", "/billing/checkout", "/billing/callback"):
         assert page not in paths
