@@ -223,8 +223,9 @@ def accounts_set_limit(email: str, rpm: int | None) -> None:
 def _register_processes() -> None:
     from resayil.processes import api, dispatcher, run, scheduler, worker
     from simulator.cli import sim_ollama
+    from simulator.myfatoorah.cli import sim_myfatoorah
 
-    for command in (api, dispatcher, worker, scheduler, run, sim_ollama):
+    for command in (api, dispatcher, worker, scheduler, run, sim_ollama, sim_myfatoorah):
         main.add_command(command)
 
 

@@ -1,0 +1,3 @@
+from simulator.myfatoorah.cli import sim_myfatoorah
+
+sim_myfatoorah()
