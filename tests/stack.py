@@ -26,6 +26,8 @@ from portal.keys.service import create_key
 from schema.db import make_engine, make_session_factory
 from schema.migrate import upgrade
 from schema.models import Account, CreditEntry, UsageRecord
+from simulator.myfatoorah.config import MyFatoorahConfig
+from simulator.myfatoorah.harness import MyFatoorahDouble
 from tests.services import RedisServer, free_port
 
 READY_TIMEOUT = 30.0
@@ -83,6 +85,8 @@ class Stack:
     engine: Engine | None = None
     sessions: sessionmaker[Session] | None = None
     redis_server: RedisServer | None = None  # set by the fixture that started it
+    # MyFatoorah's double, in this process: tests reach its state directly.
+    myfatoorah: MyFatoorahDouble | None = None
     _counter: int = 0
 
     # -- processes -------------------------------------------------------------
@@ -93,6 +97,16 @@ class Stack:
         sim_port, api_port = free_port(), free_port()
         self.sim_url = f"http://127.0.0.1:{sim_port}"
         self.api_url = f"http://127.0.0.1:{api_port}"
+        self.myfatoorah = MyFatoorahDouble(
+            MyFatoorahConfig(
+                token=f"mf-{uuid.uuid4().hex}",
+                webhook_url=f"{self.api_url}/api/billing/webhook",
+                webhook_secret=f"whsec-{uuid.uuid4().hex}",
+                webhook_version=2,
+            )
+        )
+        self.myfatoorah.start()
+        mf = self.myfatoorah.state.config
         self.env = {
             **os.environ,
             "DATABASE_URL": self.database_url,
@@ -109,6 +123,10 @@ class Stack:
             # Every test logs in from 127.0.0.1: the per-address throttle is tested on
             # an api of its own (`extra_api`); the per-account one applies here.
             "LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000",
+            "MYFATOORAH_BASE_URL": self.myfatoorah.url,
+            "MYFATOORAH_TOKEN": mf.token,
+            "MYFATOORAH_WEBHOOK_SECRET": mf.webhook_secret,
+            "MYFATOORAH_TIMEOUT_S": "5",
         }
         sim = self._spawn("sim", ["sim-ollama", "--port", str(sim_port), "--num-parallel", "64"])
         _wait_http(f"{self.sim_url}/api/version", "simulator", sim.popen, sim.log)
@@ -155,6 +173,8 @@ class Stack:
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+        if self.myfatoorah is not None:
+            self.myfatoorah.stop()
         if self.engine is not None:
             self.engine.dispose()
 
