@@ -3,11 +3,14 @@
 Redis: REDIS_URL if it answers, else a `redis-server` started here (data in var/).
 Database: DATABASE_URL (default SQLite in var/), migrated first.
 Ollama: OLLAMA_URL if it answers, else the bundled simulator, announced loudly.
+MyFatoorah: MYFATOORAH_TOKEN if set, else the local MyFatoorah double with a fresh
+random token and webhook secret, announced loudly (payments are then pretend).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -79,6 +82,44 @@ def _banner(text: str) -> None:
     print(f"\n{line}\n{text}\n{line}\n", flush=True)
 
 
+def _start_myfatoorah_double(
+    env: dict[str, str], me: list[str], children: list[subprocess.Popen[bytes]]
+) -> None:
+    """Payments against the local double: its own token and secret, made up now."""
+    port = int(env.get("MYFATOORAH_SIM_PORT", "8010"))
+    url = f"http://127.0.0.1:{port}"
+    env["MYFATOORAH_BASE_URL"] = url
+    env["MYFATOORAH_TOKEN"] = secrets.token_urlsafe(24)
+    env["MYFATOORAH_WEBHOOK_SECRET"] = secrets.token_urlsafe(24)
+    command = [
+        *me,
+        "sim-myfatoorah",
+        "--port",
+        str(port),
+        "--token",
+        env["MYFATOORAH_TOKEN"],
+        "--webhook-url",
+        f"{env['PUBLIC_BASE_URL'].rstrip('/')}/api/billing/webhook",
+        "--webhook-secret",
+        env["MYFATOORAH_WEBHOOK_SECRET"],
+    ]
+    children.append(subprocess.Popen(command, env=env))  # noqa: S603 (fixed argv)
+    _wait_for(lambda: _answers(f"{url}/pay/0"), "the MyFatoorah double")
+    _banner(
+        "NO MYFATOORAH_TOKEN: PAYMENTS GO TO THE LOCAL MYFATOORAH DOUBLE AT "
+        f"{url}.\nNothing is charged. Test cards: 5123450000000008 pays, "
+        "4000000000000004 is declined for insufficient funds."
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
 def run_all(*, host: str, port: int) -> None:
     settings = load_settings()
     VAR.mkdir(exist_ok=True)
@@ -102,6 +143,8 @@ def run_all(*, host: str, port: int) -> None:
                 "Answers are synthetic. Set OLLAMA_URL to a real Ollama for real models."
             )
         env["OLLAMA_URL"] = ollama_url
+        if not env.get("MYFATOORAH_TOKEN"):
+            _start_myfatoorah_double(env, me, children)
         for name in ("dispatcher", "worker", "scheduler"):
             children.append(subprocess.Popen([*me, name], env=env))  # noqa: S603
         api = [*me, "api", "--host", host, "--port", str(port)]
