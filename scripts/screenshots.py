@@ -20,8 +20,8 @@ from tests.services import start_redis
 from tests.stack import Stack
 
 OUT = Path("screenshots")
-PUBLIC_PAGES = ["/", "/register", "/login"]
-MEMBER_PAGES = ["/dashboard", "/keys", "/account", "/billing"]
+PUBLIC_PAGES = ["/", "/pricing", "/register", "/login"]
+MEMBER_PAGES = ["/dashboard", "/keys", "/account", "/billing", "/billing/history"]
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from portal.web import i18n
 from schema.money import format_kwd
@@ -35,8 +36,14 @@ def short_time(moment: datetime | None, timezone: ZoneInfo) -> str:
     return moment.astimezone(timezone).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
-def short_date(moment: datetime | None, timezone: ZoneInfo) -> str:
-    return moment.astimezone(timezone).strftime("%Y-%m-%d") if moment else ""
+def short_date(moment: datetime | None, timezone: ZoneInfo) -> Markup:
+    """The date, isolated left-to-right: inside an Arabic sentence the bidi algorithm
+    would otherwise show 2026-12-09 as 09-12-2026."""
+    if moment is None:
+        return Markup("")
+    return Markup('<bdi dir="ltr">{}</bdi>').format(
+        moment.astimezone(timezone).strftime("%Y-%m-%d")
+    )
 
 
 class Renderer:
