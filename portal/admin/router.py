@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from portal.accounts.service import set_account_rate_limit
+from portal.billing.refunds import Refunded, refund_order
 from portal.deps import CallerDep, StateDep
-from portal.exceptions import PermissionDenied
+from portal.exceptions import PermissionDenied, ServiceUnavailable
 from portal.keys.service import Caller
 from portal.openapi import AUTH_ERRORS, ErrorResponse
 
@@ -61,3 +62,46 @@ async def set_rate_limit(
     await anyio.to_thread.run_sync(write)
     await state.auth_cache.revoke_account(account_id)  # applies from the next request
     return RateLimitOut(account_id=account_id, requests_per_minute=body.requests_per_minute)
+
+
+class RefundIn(BaseModel):
+    amount_fils: int | None = Field(
+        default=None, gt=0, description="Fils to refund; null = all that is left"
+    )
+    comment: str = Field(default="", max_length=200)
+
+
+class RefundOut(BaseModel):
+    order_id: int
+    amount_fils: int
+    refunded_fils: int = Field(description="Refunded on this order in total")
+    refund_id: str
+    refund_reference: str
+
+
+@router.post(
+    "/orders/{order_id}/refund",
+    summary="Refund a paid order through MyFatoorah, in part or in full (credits are kept)",
+    responses={
+        **AUTH_ERRORS,
+        400: {"model": ErrorResponse, "description": "Not paid, or more than is left"},
+        403: {"model": ErrorResponse, "description": "Not a platform admin's key"},
+        404: {"model": ErrorResponse, "description": "No such order"},
+        503: {"model": ErrorResponse, "description": "Payments off, or MyFatoorah refused"},
+    },
+)
+async def refund(order_id: int, body: RefundIn, admin: AdminDep, state: StateDep) -> RefundOut:
+    client = state.payments
+    if client is None:
+        raise ServiceUnavailable("Payments are not configured.", code="payments_unavailable")
+    done: Refunded = await anyio.to_thread.run_sync(
+        lambda: refund_order(
+            state.sessions,
+            client,
+            order_id=order_id,
+            amount_fils=body.amount_fils,
+            comment=body.comment,
+            actor=f"key:{admin.api_key_id}",
+        )
+    )
+    return RefundOut(**vars(done))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -18,9 +19,10 @@ from sqlalchemy import select, update
 
 from portal.billing.myfatoorah import MyFatoorahClient
 from portal.billing.reconcile import reconcile
-from schema.models import Account, BillingEvent, Order, PaymentNotice
+from schema.models import Account, BillingEvent, Order, PaymentNotice, User
 from simulator.myfatoorah.cards import FAILURE_CARDS, SUCCESS_CARDS
 from simulator.myfatoorah.state import MyFatoorahState
+from simulator.myfatoorah.validation import Lookup
 from tests.portal.people import Member, register
 from tests.stack import Stack
 
@@ -364,3 +366,55 @@ def test_an_expired_plan_is_402_until_renewed_and_credits_are_kept(
         ends = session.get_one(Account, account.account_id).plan_expires_at
     assert ends is not None
     assert ends.replace(tzinfo=UTC) > datetime.now(UTC) + timedelta(days=29)
+
+
+def test_an_admin_refunds_a_paid_order_never_more_than_was_paid(
+    stack: Stack, mf: MyFatoorahState, member: Member
+) -> None:
+    admin = stack.new_account(plan="pro", credits=0)
+    with stack.session() as session, session.begin():
+        session.get_one(User, admin.user_id).is_admin = True
+    order_id, invoice_id = order(member, "pack:15k")
+    come_back(member, mf.pay(invoice_id, CARD).redirect_url)
+
+    def refund(amount: int | None, key: str = admin.key) -> httpx.Response:
+        return httpx.post(
+            f"{stack.api_url}/api/admin/orders/{order_id}/refund",
+            json={"amount_fils": amount, "comment": "goodwill"},
+            headers={"authorization": f"Bearer {key}"},
+        )
+
+    customer = stack.new_account(plan="pro", credits=0)
+    assert refund(1_000, customer.key).status_code == 403
+    first = refund(3_500)
+    assert first.status_code == 200, first.text
+    assert (first.json()["amount_fils"], first.json()["refunded_fils"]) == (3_500, 3_500)
+    too_much = refund(10_001)
+    assert (too_much.status_code, too_much.json()["error"]["code"]) == (400, "refund_too_large")
+    rest = refund(None)
+    assert (rest.json()["amount_fils"], rest.json()["refunded_fils"]) == (10_000, 13_500)
+    assert refund(1).status_code == 400
+    at_myfatoorah = mf.refunds.find(Lookup(key=str(invoice_id), key_type="InvoiceId"))
+    assert sorted(r.amount for r in at_myfatoorah) == [Decimal("3.500"), Decimal("10.000")]
+    with stack.session() as session:
+        assert session.get_one(Order, order_id).refunded_fils == 13_500
+
+
+def test_a_refund_myfatoorah_refuses_is_given_back(
+    stack: Stack, mf: MyFatoorahState, member: Member
+) -> None:
+    admin = stack.new_account(plan="pro", credits=0)
+    with stack.session() as session, session.begin():
+        session.get_one(User, admin.user_id).is_admin = True
+    order_id, invoice_id = order(member, "pack:5k")
+    come_back(member, mf.pay(invoice_id, CARD).redirect_url)
+    assert mf.wait_for_webhooks()  # their confirmation must not meet the fault below
+    mf.inject_fault("500", count=1)
+    refused = httpx.post(
+        f"{stack.api_url}/api/admin/orders/{order_id}/refund",
+        json={"amount_fils": 5_000},
+        headers={"authorization": f"Bearer {admin.key}"},
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (503, "refund_failed")
+    with stack.session() as session:
+        assert session.get_one(Order, order_id).refunded_fils == 0
