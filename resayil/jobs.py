@@ -21,29 +21,6 @@ from schema.models._time import utcnow
 log = logging.getLogger(__name__)
 
 
-def reconcile_ledger() -> list[int]:
-    """Accounts whose balance differs from the sum of their ledger (should be none)."""
-    engine = make_engine(load_settings().database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            sums = (
-                select(CreditEntry.account_id, func.sum(CreditEntry.amount).label("total"))
-                .group_by(CreditEntry.account_id)
-                .subquery()
-            )
-            rows = session.execute(
-                select(Account.id, Account.credit_balance, sums.c.total).outerjoin(
-                    sums, sums.c.account_id == Account.id
-                )
-            ).all()
-    finally:
-        engine.dispose()
-    broken = [account_id for account_id, balance, total in rows if balance != (total or 0)]
-    for account_id in broken:
-        log.error("ledger mismatch for account %s", account_id)
-    return broken
-
-
 @contextmanager
 def _database(settings: PortalSettings) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(settings.database_url)
@@ -51,6 +28,25 @@ def _database(settings: PortalSettings) -> Iterator[sessionmaker[Session]]:
         yield make_session_factory(engine)
     finally:
         engine.dispose()
+
+
+def reconcile_ledger() -> list[int]:
+    """Accounts whose balance differs from the sum of their ledger (should be none)."""
+    with _database(load_settings()) as sessions, sessions() as session:
+        sums = (
+            select(CreditEntry.account_id, func.sum(CreditEntry.amount).label("total"))
+            .group_by(CreditEntry.account_id)
+            .subquery()
+        )
+        rows = session.execute(
+            select(Account.id, Account.credit_balance, sums.c.total).outerjoin(
+                sums, sums.c.account_id == Account.id
+            )
+        ).all()
+    broken = [account_id for account_id, balance, total in rows if balance != (total or 0)]
+    for account_id in broken:
+        log.error("ledger mismatch for account %s", account_id)
+    return broken
 
 
 def reconcile_payments() -> Reconciled | None:

@@ -12,12 +12,11 @@ import logging
 from collections.abc import Iterable
 
 from sqlalchemy import Connection, func, insert, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from schema import usage_rollup
+from schema.db import upsert_insert
 from schema.messages import Settlement
 from schema.models import Account, CreditEntry, UsageRecord
 
@@ -191,7 +190,7 @@ def settle(session: Session, settlements: Iterable[Settlement]) -> int:
 
 
 def _insert_usage(session: Session, items: list[Settlement]) -> set[str]:
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    dialect_insert = upsert_insert(session)
     statement = (
         dialect_insert(UsageRecord)
         .values([_usage_values(item) for item in items])

@@ -14,10 +14,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from schema.db import upsert_insert
 from schema.messages import Settlement
 from schema.models import UsageHourly, UsageHourlyTotal
 
@@ -85,7 +84,7 @@ def _upsert(
         dict(zip(key_columns, key, strict=True)) | dict(zip(COUNT_COLUMNS, counts, strict=True))
         for key, counts in sorted(sums.items())
     ]
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    dialect_insert = upsert_insert(session)
     statement = dialect_insert(table).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=list(key_columns),

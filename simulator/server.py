@@ -15,6 +15,7 @@ from simulator.config import SimConfig
 from simulator.errors import SimError
 from simulator.request import parse_object
 from simulator.state import SimState
+from simulator.threaded import quiet_config
 
 
 class Api:
@@ -90,19 +91,5 @@ def create_app(config: SimConfig) -> Starlette:
     return app
 
 
-def uvicorn_config(app: Starlette, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        ws="none",
-        lifespan="off",
-        server_header=False,
-        timeout_graceful_shutdown=1,
-    )
-
-
 def serve(config: SimConfig, host: str, port: int) -> None:
-    uvicorn.Server(uvicorn_config(create_app(config), host, port)).run()
+    uvicorn.Server(quiet_config(create_app(config), host, port)).run()

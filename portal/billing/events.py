@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from schema.db import upsert_insert
 from schema.models import BillingEvent
 
 KINDS = frozenset(
@@ -38,7 +37,7 @@ def emit(
     """Record the event unless one with this key exists; True if it is new."""
     if kind not in KINDS:
         raise ValueError(f"unknown billing event {kind!r}")
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(session)
     added = session.execute(
         insert(BillingEvent)
         .values(

@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from portal.exceptions import AuthenticationFailed, InvalidRequest
+from schema.db import upsert_insert
 from schema.models import PaymentNotice
 from schema.myfatoorah import load_body, signature_matches
 
@@ -90,7 +89,7 @@ def _v1(body: Mapping[str, Any], data: Mapping[str, Any]) -> Notice:
 
 def record(session: Session, notice: Notice) -> bool:
     """Store the notice; False if it was seen before (a duplicate delivery)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(session)
     added = session.execute(
         insert(PaymentNotice)
         .values(

@@ -13,6 +13,7 @@ from simulator.myfatoorah.control import Control, ControlError, control_error
 from simulator.myfatoorah.faults import FaultGate
 from simulator.myfatoorah.payment_page import PaymentPage
 from simulator.myfatoorah.state import MyFatoorahState
+from simulator.threaded import quiet_config
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -60,24 +61,10 @@ def gate(app: Starlette) -> FaultGate:
     return FaultGate(app, app_state(app).faults)
 
 
-def uvicorn_config(app: Starlette, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
-    return uvicorn.Config(
-        gate(app),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        ws="none",
-        lifespan="off",
-        server_header=False,
-        timeout_graceful_shutdown=1,
-    )
-
-
 def serve(config: MyFatoorahConfig, host: str, port: int) -> None:
     app = create_app(config)
     app_state(app).server_url = f"http://{host}:{port}"
     try:
-        uvicorn.Server(uvicorn_config(app, host, port)).run()
+        uvicorn.Server(quiet_config(gate(app), host, port)).run()
     finally:
         app_state(app).webhooks.stop()
