@@ -5,6 +5,9 @@
     ├── GatewayAuthFailed     the token is wrong or expired (MyFatoorah sends an empty body)
     └── GatewayRejected       IsSuccess false: the message and the validation errors
 
+Hosts: `https://apitest.myfatoorah.com` for tests (all countries); live
+`https://api.myfatoorah.com` (Kuwait, Bahrain, Jordan, Oman) or `api-ae`, `api-sa`,
+`api-qa`, `api-eg` `.myfatoorah.com`; the base URL is a setting (MYFATOORAH_BASE_URL).
 Success is decided on `IsSuccess`, never on the HTTP status (MyFatoorah's status codes
 are not documented). Money goes out as a 3-decimal JSON number built from integer fils
 and comes back parsed as Decimal, never float.
@@ -20,19 +23,6 @@ from typing import Any
 import httpx
 
 from schema.money import fils_of, kwd_number
-
-LIVE_HOSTS = {
-    "KWT": "https://api.myfatoorah.com",
-    "BHR": "https://api.myfatoorah.com",
-    "JOR": "https://api.myfatoorah.com",
-    "OMN": "https://api.myfatoorah.com",
-    "ARE": "https://api-ae.myfatoorah.com",
-    "SAU": "https://api-sa.myfatoorah.com",
-    "QAT": "https://api-qa.myfatoorah.com",
-    "EGY": "https://api-eg.myfatoorah.com",
-}
-TEST_HOST = "https://apitest.myfatoorah.com"
-
 
 __all__ = [
     "CreatedInvoice",
