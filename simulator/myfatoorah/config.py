@@ -28,6 +28,8 @@ class MyFatoorahConfig(BaseSettings):
     webhook_retry_delay_s: float = Field(default=0.2, ge=0)
     webhook_attempts: int | None = Field(default=None, ge=1)  # None = as the real one
     webhook_timeout_s: float = Field(default=5.0, gt=0)
+    # The first invoice, transaction and event number; None = the clock in 1/10 s.
+    first_id: int | None = Field(default=None, ge=1)
 
     @property
     def delivery_attempts(self) -> int:

@@ -2,6 +2,7 @@
 
 import copy
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +21,14 @@ from simulator.myfatoorah.validation import Lookup, RefundRequest
 from simulator.myfatoorah.webhook_bodies import WebhookEvent, payment_event
 from simulator.myfatoorah.webhooks import Delivery, ReleaseOrder, WebhookSender
 
-FIRST_INVOICE_ID = 6_400_001
-FIRST_TRANSACTION_ID = 86_001
-FIRST_EVENT_REFERENCE = 626_001
+
+def first_id(config: MyFatoorahConfig) -> int:
+    """Where the id counters start: by default the clock in tenths of a second, so a restarted
+    double (make run) or another one on the same database never reuses an invoice id or
+    a webhook reference that is already stored."""
+    return config.first_id if config.first_id is not None else int(time.time() * 10)
+
+
 NO_MATCH = "No data match the provided key."
 
 
@@ -38,9 +44,8 @@ class MyFatoorahState:
         self.webhooks = WebhookSender(lambda: self.config)
         self._lock = threading.RLock()
         self._invoices: dict[int, Invoice] = {}
-        self._next_invoice = FIRST_INVOICE_ID
-        self._next_transaction = FIRST_TRANSACTION_ID
-        self._next_event = FIRST_EVENT_REFERENCE
+        start = first_id(config)
+        self._next_invoice = self._next_transaction = self._next_event = start
         self.refunds = RefundBook(self._lock, self._take_invoice_id)
 
     def reset(self) -> None:
