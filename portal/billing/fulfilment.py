@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from portal.billing import events
 from schema import ledger
 from schema.models import Account, Invoice, Order
-from schema.models._time import utcnow
 
 SETTLED = ("paid", "review")
 
@@ -100,7 +99,6 @@ def _extend_plan(
     current_plan, current_end = session.execute(
         select(Account.plan_id, Account.plan_expires_at).where(Account.id == account_id)
     ).one()
-    current_end = _aware(current_end)
     renewed = current_plan == plan_id and current_end is not None and current_end > now
     start = current_end if renewed and current_end is not None else now
     ends = start + timedelta(days=days)
@@ -110,12 +108,6 @@ def _extend_plan(
         .values(plan_id=plan_id, plan_expires_at=ends)
     )
     return ends, renewed
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=utcnow().tzinfo)  # SQLite hands back naive UTC
 
 
 def mark_failed(

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -55,12 +55,6 @@ class OrderView:
         return self.status in ("pending", "failed") and bool(self.payment_url)
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 def _views(session: Session, *conditions: ColumnElement[bool], limit: int) -> list[OrderView]:
     rows = session.execute(
         select(Order, Invoice.id, Plan.name_en, Plan.name_ar, TopUpPack.name_en, TopUpPack.name_ar)
@@ -73,8 +67,6 @@ def _views(session: Session, *conditions: ColumnElement[bool], limit: int) -> li
     ).all()
     views = []
     for order, invoice_id, plan_en, plan_ar, pack_en, pack_ar in rows:
-        created = _utc(order.created_at)
-        assert created is not None
         views.append(
             OrderView(
                 order.id,
@@ -91,8 +83,8 @@ def _views(session: Session, *conditions: ColumnElement[bool], limit: int) -> li
                 order.payment_url,
                 order.payment_id,
                 order.payment_method,
-                created,
-                _utc(order.paid_at),
+                order.created_at,
+                order.paid_at,
                 invoice_number(invoice_id) if invoice_id is not None else None,
             )
         )

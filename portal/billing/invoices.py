@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,9 +29,6 @@ def invoice_document(session: Session, *, account_id: int, number: str) -> Invoi
     invoice, user = row
     email, phone = (user.email, user.phone) if user is not None else ("", "")
     order = find_order(session, account_id=account_id, order_id=invoice.order_id)
-    issued = (
-        invoice.issued_at if invoice.issued_at.tzinfo else invoice.issued_at.replace(tzinfo=UTC)
-    )
     if order.kind == "plan":
         description_en = (
             f"{order.item_name_en} plan, {order.period_days} days, {order.credits:,} credits"
@@ -44,7 +39,7 @@ def invoice_document(session: Session, *, account_id: int, number: str) -> Invoi
         description_ar = f"شحن رصيد: {order.credits:,} رصيد"
     return InvoiceDocument(
         number=invoice.number,
-        issued_at=issued,
+        issued_at=invoice.issued_at,
         order_id=order.id,
         customer_name=email.split("@", 1)[0],
         customer_email=email,

@@ -36,12 +36,6 @@ class Subscription:
         return self.status in (ACTIVE, ENDING, OPEN_ENDED)
 
 
-def _aware(moment: datetime | None, now: datetime) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=now.tzinfo)  # SQLite hands back naive UTC
-
-
 def status_of(
     plan_code: str | None, expires_at: datetime | None, *, now: datetime, notice: timedelta
 ) -> str:
@@ -64,7 +58,6 @@ def subscription(
         .where(Account.id == account_id)
     ).one()
     code, name_en, name_ar, expires_at = row
-    expires_at = _aware(expires_at, now)
     return Subscription(
         code, name_en, name_ar, expires_at, status_of(code, expires_at, now=now, notice=notice)
     )
@@ -84,9 +77,8 @@ def sweep(session: Session, *, now: datetime, notice: timedelta) -> int:
         )
     ).all()
     new = 0
-    for account_id, plan_code, raw_end in rows:
-        ends = _aware(raw_end, now)
-        assert ends is not None
+    for account_id, plan_code, ends in rows:
+        assert ends is not None  # the query keeps dated plans only
         kind = "subscription_expired" if ends <= now else "subscription_expiring"
         new += events.emit(
             session,

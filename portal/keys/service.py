@@ -74,7 +74,7 @@ def _key_views(session: Session, *conditions: ColumnElement[bool]) -> list[KeyVi
         .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
     )
     return [
-        KeyView(key_id, label, prefix, _as_utc(created), _as_utc(used) if used else None)
+        KeyView(key_id, label, prefix, created, used)
         for key_id, label, prefix, created, used in rows
     ]
 
@@ -121,7 +121,7 @@ def create_key(session: Session, *, account_id: int, user_id: int | None, label:
     )
     session.add(key)
     session.flush()
-    return CreatedKey(key.id, key.label, raw, key.prefix, _as_utc(key.created_at))
+    return CreatedKey(key.id, key.label, raw, key.prefix, key.created_at)
 
 
 def delete_key(
@@ -182,7 +182,7 @@ def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Ca
     if row is None or not hmac.compare_digest(row[1], wanted):
         refuse(client_ip, raw_key[:DISPLAY_CHARS])
     key_id, _digest, account_id, suspended, plan_code, plan_tier, rpm, last_used, admin, ends = row
-    if last_used is None or _as_utc(last_used) < datetime.now(UTC) - LAST_USED_RESOLUTION:
+    if last_used is None or last_used < datetime.now(UTC) - LAST_USED_RESOLUTION:
         _touch(session, key_id)
     return Caller(
         account_id,
@@ -192,13 +192,8 @@ def authenticate(session: Session, *, raw_key: str | None, client_ip: str) -> Ca
         suspended,
         int(rpm),
         bool(admin),
-        _as_utc(ends).timestamp() if ends is not None else None,
+        ends.timestamp() if ends is not None else None,
     )
-
-
-def _as_utc(moment: datetime) -> datetime:
-    # SQLite hands timezone-aware columns back naive (in UTC).
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _touch(session: Session, key_id: int) -> None:

@@ -7,14 +7,13 @@ from datetime import datetime
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Integer,
     String,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from schema.db import Base
+from schema.db import Base, UTCDateTime
 from schema.models._time import utcnow
 
 
@@ -27,12 +26,12 @@ class Account(Base):
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True)
     # The paid period ends here; None = no end (a plan given by an operator). An expired
     # account keeps plan_id (so it can be renewed) but the API treats it as having none.
-    plan_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    plan_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     credit_balance: Mapped[int] = mapped_column(Integer, default=0)
     # None: the plan's limit applies; 0: unlimited (negotiated or load test).
     rpm_override: Mapped[int | None] = mapped_column(Integer, nullable=True)
     suspended: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class User(Base):
@@ -44,7 +43,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     language: Mapped[str] = mapped_column(String(2), default="en")
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Membership(Base):
