@@ -44,11 +44,18 @@ def fulfil(
             failure_code=None,
             next_check_at=None,
         )
-        .returning(Order.account_id, Order.kind, Order.plan_id, Order.credits, Order.period_days)
+        .returning(
+            Order.account_id,
+            Order.kind,
+            Order.plan_id,
+            Order.credits,
+            Order.period_days,
+            Order.amount_fils,
+        )
     ).first()
     if order is None:
         return None
-    account_id, kind, plan_id, credits, period_days = order
+    account_id, kind, plan_id, credits, period_days, amount_fils = order
     ledger.grant(
         session,
         account_id=account_id,
@@ -68,7 +75,7 @@ def fulfil(
     invoice = Invoice(
         order_id=order_id,
         account_id=account_id,
-        amount_fils=session.get_one(Order, order_id).amount_fils,
+        amount_fils=amount_fils,
         issued_at=now,
     )
     session.add(invoice)

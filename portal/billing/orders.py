@@ -90,11 +90,10 @@ def create_order(
     *,
     account_id: int,
     user_id: int,
-    item: str,
+    product: Product,
     language: str,
     check_at: datetime | None = None,
-) -> int:
-    product = find_product(session, item=item)
+) -> Order:
     order = Order(
         account_id=account_id,
         user_id=user_id,
@@ -111,20 +110,18 @@ def create_order(
     )
     session.add(order)
     session.flush()
-    return order.id
+    return order
 
 
-def invoice_request(session: Session, *, order_id: int, public_base_url: str) -> dict[str, object]:
-    """The SendPayment fields for an order: our order id as CustomerReference."""
-    order, user = session.execute(
-        select(Order, User).join(User, User.id == Order.user_id).where(Order.id == order_id)
-    ).one()
-    product = find_product(session, item=f"{order.kind}:{order.item_code}")
+def invoice_request(
+    *, order: Order, product: Product, customer: User, public_base_url: str
+) -> dict[str, object]:
+    """The SendPayment fields for an order of `product`: our order id as CustomerReference."""
     base = public_base_url.rstrip("/")
     back = f"{base}/billing/callback?{urlencode({'order': order.id})}"
     fields: dict[str, object] = {
-        "CustomerName": _customer_name(user.email),
-        "CustomerEmail": user.email,
+        "CustomerName": _customer_name(customer.email),
+        "CustomerEmail": customer.email,
         "CustomerReference": str(order.id),
         "UserDefinedField": str(order.account_id),
         "Language": "ar" if order.language == "ar" else "en",
@@ -139,7 +136,7 @@ def invoice_request(session: Session, *, order_id: int, public_base_url: str) ->
             }
         ],
     }
-    fields.update(_mobile(user.phone))
+    fields.update(_mobile(customer.phone))
     return fields
 
 
@@ -177,16 +174,22 @@ def check_out(
             code="payments_unavailable",
         )
     with sessions() as session, session.begin():
-        order_id = create_order(
+        product = find_product(session, item=item)
+        order = create_order(
             session,
             account_id=account_id,
             user_id=user_id,
-            item=item,
+            product=product,
             language=language,
             check_at=datetime.now(UTC) + recheck_after,
         )
-        fields = invoice_request(session, order_id=order_id, public_base_url=public_base_url)
-        amount = session.get_one(Order, order_id).amount_fils
+        fields = invoice_request(
+            order=order,
+            product=product,
+            customer=session.get_one(User, user_id),
+            public_base_url=public_base_url,
+        )
+        order_id, amount = order.id, order.amount_fils
     try:
         created = client.send_payment(invoice=fields, amount_fils=amount)
     except MyFatoorahError as error:

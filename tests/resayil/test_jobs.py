@@ -12,12 +12,12 @@ from sqlalchemy import select, update
 
 from portal.accounts.service import create_user
 from portal.billing.myfatoorah import MyFatoorahClient
-from portal.billing.orders import create_order, invoice_request
+from portal.billing.orders import create_order, find_product, invoice_request
 from resayil import jobs
 from resayil.background import PERIODIC
 from schema.db import make_engine, make_session_factory
 from schema.migrate import upgrade
-from schema.models import Account, BillingEvent, Order
+from schema.models import Account, BillingEvent, Order, User
 from simulator.myfatoorah.cards import SUCCESS_CARDS
 from simulator.myfatoorah.harness import MyFatoorahDouble
 from tests.databases import Sessions
@@ -63,10 +63,17 @@ def test_reconcile_payments_pays_an_order_nobody_confirmed(
         monkeypatch.setenv("MYFATOORAH_TOKEN", double.state.config.token)
         account = new_account(sessions)
         with sessions() as session, session.begin():
-            order_id = create_order(
-                session, account_id=account[0], user_id=account[1], item="pack:5k", language="ar"
+            product = find_product(session, item="pack:5k")
+            order = create_order(
+                session, account_id=account[0], user_id=account[1], product=product, language="ar"
             )
-            fields = invoice_request(session, order_id=order_id, public_base_url="http://x.test")
+            fields = invoice_request(
+                order=order,
+                product=product,
+                customer=session.get_one(User, account[1]),
+                public_base_url="http://x.test",
+            )
+            order_id = order.id
         client = MyFatoorahClient(base_url=double.url, token=double.state.config.token)
         created = client.send_payment(invoice=fields, amount_fils=5_000)
         client.close()

@@ -14,7 +14,7 @@ from portal.accounts.service import create_user
 from portal.billing import subscriptions
 from portal.billing.confirmation import Outcome, apply_status
 from portal.billing.myfatoorah import PaymentStatus, Transaction
-from portal.billing.orders import create_order
+from portal.billing.orders import create_order, find_product
 from portal.keys.service import Caller
 from schema.models import (
     Account,
@@ -49,10 +49,14 @@ def new_order(sessions: Sessions, account: tuple[int, int], item: str) -> tuple[
     """A pending order with its MyFatoorah invoice id, as check-out leaves it."""
     invoice_id = str(uuid.uuid4().int % 10**9)
     with sessions() as session, session.begin():
-        order_id = create_order(
-            session, account_id=account[0], user_id=account[1], item=item, language="en"
+        order = create_order(
+            session,
+            account_id=account[0],
+            user_id=account[1],
+            product=find_product(session, item=item),
+            language="en",
         )
-        order = session.get_one(Order, order_id)
+        order_id = order.id
         order.status, order.gateway_invoice_id = "pending", invoice_id
     return order_id, invoice_id
 
