@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field
@@ -57,6 +58,14 @@ class PortalSettings(BaseSettings):
     @property
     def topup_url(self) -> str:
         return f"{self.public_base_url.rstrip('/')}/billing"
+
+    @property
+    def payment_recheck(self) -> timedelta:
+        return timedelta(seconds=self.payment_recheck_s)
+
+    @property
+    def expiry_notice(self) -> timedelta:
+        return timedelta(days=self.expiry_notice_days)
 
     @property
     def payments_enabled(self) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,9 +56,7 @@ def reconcile_payments() -> Reconciled | None:
         return None
     try:
         with _database(settings) as sessions:
-            done = reconcile(
-                sessions, client, recheck_after=timedelta(seconds=settings.payment_recheck_s)
-            )
+            done = reconcile(sessions, client, recheck_after=settings.payment_recheck)
     finally:
         client.close()
     log.info(
@@ -75,6 +72,4 @@ def announce_plan_endings() -> int:
     """Record "ends soon" and "ended" events for subscriptions (once each)."""
     settings = load_settings()
     with _database(settings) as sessions, sessions() as session, session.begin():
-        return subscriptions.sweep(
-            session, now=utcnow(), notice=timedelta(days=settings.expiry_notice_days)
-        )
+        return subscriptions.sweep(session, now=utcnow(), notice=settings.expiry_notice)

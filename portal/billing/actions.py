@@ -8,7 +8,6 @@ end date applies from the very next API request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 import anyio
 
@@ -33,20 +32,15 @@ class Overview:
     recent: list[OrderView]
 
 
-def _recheck(state: AppState) -> timedelta:
-    return timedelta(seconds=state.settings.payment_recheck_s)
-
-
-def _notice(state: AppState) -> timedelta:
-    return timedelta(days=state.settings.expiry_notice_days)
-
-
 async def overview(state: AppState, member: WebSession) -> Overview:
     def read() -> Overview:
         with state.sessions() as db:
             return Overview(
                 subscriptions.subscription(
-                    db, account_id=member.account_id, now=utcnow(), notice=_notice(state)
+                    db,
+                    account_id=member.account_id,
+                    now=utcnow(),
+                    notice=state.settings.expiry_notice,
                 ),
                 balance_of(db, account_id=member.account_id),
                 current_offers(db),
@@ -74,7 +68,7 @@ async def check_out(state: AppState, member: WebSession, item: str) -> Checkout:
             item=item,
             language=member.language,
             public_base_url=state.settings.public_base_url,
-            recheck_after=_recheck(state),
+            recheck_after=state.settings.payment_recheck,
         )
     )
 
@@ -85,7 +79,11 @@ async def _confirm(state: AppState, *, key: str, key_type: str) -> Outcome | Non
         return None
     outcome = await anyio.to_thread.run_sync(
         lambda: confirm_quietly(
-            state.sessions, client, key=key, key_type=key_type, recheck_after=_recheck(state)
+            state.sessions,
+            client,
+            key=key,
+            key_type=key_type,
+            recheck_after=state.settings.payment_recheck,
         )
     )
     if outcome is not None and outcome.newly_paid and outcome.account_id is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -54,7 +54,7 @@ def _summary(db: Session, state: AppState, session: WebSession) -> Summary:
             db,
             account_id=session.account_id,
             now=datetime.now(UTC),
-            notice=timedelta(days=state.settings.expiry_notice_days),
+            notice=state.settings.expiry_notice,
         ),
     )
 
