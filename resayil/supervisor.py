@@ -36,11 +36,16 @@ def _redis_answers(url: str) -> bool:
         return False
 
 
-def _ollama_answers(url: str) -> bool:
+def _http_status(url: str) -> int | None:
+    """The status a GET gets, or None when nothing answers."""
     try:
-        return httpx.get(f"{url.rstrip('/')}/api/version", timeout=2).status_code == 200
+        return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
-        return False
+        return None
+
+
+def _ollama_answers(url: str) -> bool:
+    return _http_status(f"{url.rstrip('/')}/api/version") == 200
 
 
 def _wait_for(check: object, what: str, timeout_s: float = 20) -> None:
@@ -104,20 +109,12 @@ def _start_myfatoorah_double(
         env["MYFATOORAH_WEBHOOK_SECRET"],
     ]
     children.append(subprocess.Popen(command, env=env))  # noqa: S603 (fixed argv)
-    _wait_for(lambda: _answers(f"{url}/pay/0"), "the MyFatoorah double")
+    _wait_for(lambda: _http_status(f"{url}/pay/0") is not None, "the MyFatoorah double")
     _banner(
         "NO MYFATOORAH_TOKEN: PAYMENTS GO TO THE LOCAL MYFATOORAH DOUBLE AT "
         f"{url}.\nNothing is charged. Test cards: 5123450000000008 pays, "
         "4000000000000004 is declined for insufficient funds."
     )
-
-
-def _answers(url: str) -> bool:
-    try:
-        httpx.get(url, timeout=2)
-    except httpx.HTTPError:
-        return False
-    return True
 
 
 def run_all(*, host: str, port: int) -> None:

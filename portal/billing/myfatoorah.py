@@ -22,21 +22,7 @@ from typing import Any
 
 import httpx
 
-from schema.money import fils_of, kwd_number
-
-__all__ = [
-    "CreatedInvoice",
-    "GatewayAuthFailed",
-    "GatewayRejected",
-    "GatewayUnreachable",
-    "MyFatoorahClient",
-    "MyFatoorahError",
-    "PaymentStatus",
-    "Refund",
-    "Transaction",
-    "fils_of",
-    "kwd_number",
-]
+from schema.money import kwd_number
 
 
 class MyFatoorahError(Exception):

@@ -19,8 +19,8 @@ from schema.db import upsert_insert
 from schema.models import PaymentNotice
 from schema.myfatoorah import load_body, signature_matches
 
-PAYMENT_EVENTS_V1 = {1}
-PAYMENT_EVENTS_V2 = {1}
+# v1's EventType and v2's Event.Code: 1 is a payment's status change in both.
+PAYMENT_STATUS_CHANGED = 1
 
 
 class ForgedWebhook(AuthenticationFailed):
@@ -57,10 +57,17 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _object(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _invoice_id(code: int, value: Any) -> str | None:
+    return (_text(value) or None) if code == PAYMENT_STATUS_CHANGED else None
+
+
 def _v2(event: Mapping[str, Any], data: Mapping[str, Any]) -> Notice:
-    invoice = data.get("Invoice") if isinstance(data.get("Invoice"), Mapping) else {}
-    transaction = data.get("Transaction") if isinstance(data.get("Transaction"), Mapping) else {}
-    assert isinstance(invoice, Mapping) and isinstance(transaction, Mapping)
+    invoice, transaction = _object(data, "Invoice"), _object(data, "Transaction")
     code = int(event.get("Code") or 0)
     payment_id = _text(transaction.get("PaymentId"))
     status = _text(transaction.get("Status")).upper()
@@ -68,7 +75,7 @@ def _v2(event: Mapping[str, Any], data: Mapping[str, Any]) -> Notice:
     return Notice(
         "webhook_v2",
         f"v2:{reference}",
-        _text(invoice.get("Id")) or None if code in PAYMENT_EVENTS_V2 else None,
+        _invoice_id(code, invoice.get("Id")),
         payment_id,
         status,
     )
@@ -81,7 +88,7 @@ def _v1(body: Mapping[str, Any], data: Mapping[str, Any]) -> Notice:
     return Notice(
         "webhook_v1",
         f"v1:{code}:{payment_id}:{status}",
-        _text(data.get("InvoiceId")) or None if code in PAYMENT_EVENTS_V1 else None,
+        _invoice_id(code, data.get("InvoiceId")),
         payment_id,
         status,
     )

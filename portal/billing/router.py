@@ -18,6 +18,7 @@ from portal.billing.schemas import (
 )
 from portal.deps import StateDep, WebSessionDep
 from portal.openapi import SESSION_ERRORS, error_responses
+from schema.myfatoorah import SIGNATURE_HEADER
 
 router = APIRouter(prefix="/api/billing", tags=["Billing API"])
 
@@ -108,7 +109,7 @@ def pdf_response(name: str, pdf: bytes) -> Response:
 async def webhook(
     request: Request,
     state: StateDep,
-    signature: str | None = Header(default=None, alias="MyFatoorah-Signature"),
+    signature: str | None = Header(default=None, alias=SIGNATURE_HEADER),
 ) -> WebhookOut:
     new = await actions.webhook(state, await request.body(), signature)
     return WebhookOut(duplicate=not new)
