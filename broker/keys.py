@@ -17,8 +17,9 @@ def job_prefix() -> str:
     return f"{PREFIX}:job:"
 
 
-def job_events(job_id: str) -> str:
-    return f"{PREFIX}:job:{job_id}:events"
+def replies(instance: str) -> str:
+    """The channel one api process receives all its jobs' events on."""
+    return f"{PREFIX}:replies:{instance}"
 
 
 def queue(pool: str) -> str:
@@ -31,10 +32,6 @@ def inflight(pool: str) -> str:
 
 def wake(pool: str) -> str:
     return f"{PREFIX}:wake:{pool}"
-
-
-def hub_control(instance: str) -> str:
-    return f"{PREFIX}:hub:{instance}"
 
 
 def rate_window(account_id: int) -> str:

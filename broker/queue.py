@@ -16,6 +16,7 @@ from typing import Any, Literal
 from redis.asyncio import Redis
 
 from broker import keys, scripts
+from broker.stream import frame_events
 from schema.messages import (
     ChatJob,
     Failed,
@@ -203,8 +204,8 @@ class JobQueue:
         """1 published, 0 the lease was lost, 2 the client cancelled."""
         return int(
             await self._publish(
-                keys=[keys.job(claimed.job.id), keys.job_events(claimed.job.id)],
-                args=[claimed.claim_token, batch],
+                keys=[keys.job(claimed.job.id), claimed.job.reply_to],
+                args=[claimed.claim_token, frame_events(claimed.job.id, batch)],
             )
         )
 
@@ -214,14 +215,14 @@ class JobQueue:
             keys=[
                 keys.inflight(job.pool),
                 keys.job(job.id),
-                keys.job_events(job.id),
+                job.reply_to,
                 keys.SETTLEMENTS,
                 keys.wake(job.pool),
             ],
             args=[
                 job.id,
                 claimed.claim_token,
-                batch,
+                frame_events(job.id, batch),
                 settlement.model_dump_json(),
                 keys.served_per_second(job.pool),
             ],
@@ -283,14 +284,14 @@ class JobQueue:
                     keys.inflight(pool),
                     keys.queue(pool),
                     keys.job(job_id),
-                    keys.job_events(job_id),
+                    job.reply_to,
                     keys.SETTLEMENTS,
                     keys.wake(pool),
                 ],
                 args=[
                     job_id,
                     now_ms,
-                    encode_events([failed]),
+                    frame_events(job_id, encode_events([failed])),
                     settlement.model_dump_json(),
                     self.settings.max_attempts,
                 ],

@@ -1,9 +1,12 @@
-"""Job event channels over Redis pub/sub.
+"""Job events over Redis pub/sub, one reply channel per api process.
 
-One `EventHub` per api process holds a single pub/sub connection for all the
-process's in-flight requests. `subscribe()` returns only after Redis confirmed the
-subscription: pub/sub drops messages sent before a subscriber exists, so the job
-must not be enqueued earlier.
+Each api process's `EventHub` subscribes once, at start, to its own reply channel
+(`keys.replies`); every job it enqueues names that channel (`ChatJob.reply_to`), and
+dispatchers publish the job's events there, framed with the job id (`frame_events`).
+The hub hands each message to the job's listener. So a request costs no SUBSCRIBE or
+UNSUBSCRIBE round trip, and "subscribed before enqueued" holds by construction:
+`start()` returns only after Redis confirmed the subscription (pub/sub drops
+messages sent before a subscriber exists).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -59,19 +62,26 @@ class JobEvents:
         return ready
 
 
+def frame_events(job_id: str, batch: bytes) -> bytes:
+    """A reply-channel message: the job id, a space, the encoded event batch."""
+    return job_id.encode() + b" " + batch
+
+
 class EventHub:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.channel = keys.replies(uuid.uuid4().hex)
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._listeners: dict[bytes, JobEvents] = {}
-        self._confirmations: dict[bytes, asyncio.Future[None]] = {}
+        self._subscribed: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         self._pubsub = self.redis.pubsub()
-        # A permanent subscription keeps the reader alive between requests.
-        await self._pubsub.subscribe(keys.hub_control(uuid.uuid4().hex))
+        self._subscribed = asyncio.get_running_loop().create_future()
+        await self._pubsub.subscribe(self.channel)
         self._reader = asyncio.create_task(self._read(), name="event-hub-reader")
+        await asyncio.wait_for(asyncio.shield(self._subscribed), timeout=5)
 
     async def stop(self) -> None:
         if self._reader:
@@ -81,23 +91,19 @@ class EventHub:
         if self._pubsub:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self, job_id: str) -> AsyncIterator[JobEvents]:
-        assert self._pubsub is not None, "EventHub.start() was not called"
-        channel = keys.job_events(job_id).encode()
+    @contextlib.contextmanager
+    def listen(self, job_id: str) -> Iterator[JobEvents]:
+        """The events of `job_id` from now on (enqueue the job after this)."""
+        assert self._subscribed is not None and self._subscribed.done(), (
+            "EventHub.start() was not called"
+        )
+        key = job_id.encode()
         events = JobEvents()
-        confirmed = asyncio.get_running_loop().create_future()
-        self._listeners[channel] = events
-        self._confirmations[channel] = confirmed
+        self._listeners[key] = events
         try:
-            await self._pubsub.subscribe(channel)
-            await asyncio.wait_for(confirmed, timeout=5)
             yield events
         finally:
-            self._listeners.pop(channel, None)
-            self._confirmations.pop(channel, None)
-            with contextlib.suppress(Exception):
-                await self._pubsub.unsubscribe(channel)
+            self._listeners.pop(key, None)
 
     async def _read(self) -> None:
         assert self._pubsub is not None
@@ -114,18 +120,17 @@ class EventHub:
                 self._dispatch(message)
 
     def _dispatch(self, message: dict[str, object]) -> None:
-        channel = message.get("channel")
-        if not isinstance(channel, bytes):
-            return
         if message["type"] == "subscribe":
-            future = self._confirmations.get(channel)
-            if future is not None and not future.done():
-                future.set_result(None)
+            if self._subscribed is not None and not self._subscribed.done():
+                self._subscribed.set_result(None)
         elif message["type"] == "message":
-            listener = self._listeners.get(channel)
             data = message.get("data")
-            if listener is not None and isinstance(data, bytes):
-                listener._feed(data)
+            if not isinstance(data, bytes):
+                return
+            job_id, _, batch = data.partition(b" ")
+            listener = self._listeners.get(job_id)
+            if listener is not None:
+                listener._feed(batch)
 
 
 async def listen_for_cancels(

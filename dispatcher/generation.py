@@ -159,9 +159,7 @@ async def _generate(
             publisher.add(event)
             if first_output:
                 first_output = False
-                # Let the publisher send the first tokens now, before the rest of an
-                # already-buffered answer is parsed: time to first token is what users feel.
-                await asyncio.sleep(0)
+                await publisher.first_published()
     finally:
         await events.aclose()  # closes the upstream stream, so Ollama stops generating
     return Outcome(

@@ -117,16 +117,16 @@ class Dispatcher:
                     now_ms=now_ms(),
                     tokens=[self._token() for _ in range(free)],
                 )
-                if not claimed:
+                for job in claimed:
+                    self._start(job, client)
+                if len(claimed) < free:
+                    # The queue is empty: asking again at once would only find it so
+                    # (an enqueue meanwhile leaves a wake-up, and this returns at once).
                     await self.queue.wait_for_work(pool, timeout_s=0.25)
-                    continue
             except Exception:
                 # Nothing may end this loop but a stop: a dead poller claims nothing again.
                 log.exception("claiming from %s failed; retrying", pool)
                 await asyncio.sleep(0.5)
-                continue
-            for job in claimed:
-                self._start(job, client)
 
     def _token(self) -> str:
         self._claims += 1

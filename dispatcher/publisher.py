@@ -29,6 +29,7 @@ class BatchPublisher:
         self._wake = asyncio.Event()
         self._closing = False
         self._error: Exception | None = None
+        self._first_out = asyncio.Event()
         self.sent_output = False
         self._task = asyncio.create_task(self._run(), name=f"publish-{claimed.job.id}")
 
@@ -46,19 +47,32 @@ class BatchPublisher:
         if self._error is not None:
             raise self._error
 
+    async def first_published(self) -> None:
+        """Until the first batch has gone out (or the publisher stopped).
+
+        The first tokens are what time to first token measures: waiting here keeps the
+        rest of an already-buffered answer from being parsed before they are sent.
+        """
+        await self._first_out.wait()
+
     def abort(self) -> None:
         self._task.cancel()
 
     async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._buffer:
-                batch, self._buffer = self._buffer, []
-                if not await self._publish(batch):
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._buffer:
+                    batch, self._buffer = self._buffer, []
+                    published = await self._publish(batch)
+                    self._first_out.set()
+                    if not published:
+                        return
+                if self._closing and not self._buffer:
                     return
-            if self._closing and not self._buffer:
-                return
+        finally:
+            self._first_out.set()
 
     async def _publish(self, batch: list[Started | Delta]) -> bool:
         result = await self._queue.publish_output(self._claimed, encode_events(list(batch)))

@@ -47,6 +47,7 @@ from portal.web.visitor import LoginRequired
 from schema import cloud_budget, ledger
 from schema.db import make_engine, make_session_factory
 from schema.messages import Settlement
+from schema.reservations import reservations_for
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -63,6 +64,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         finally:
             await state.relay.drain()
             await state.hub.stop()
+            await state.reservations.close()
             await state.redis.aclose()
             state.engine.dispose()
             if state.payments is not None:
@@ -117,6 +119,8 @@ async def _build_state(settings: PortalSettings) -> AppState:
     redis = make_redis(settings.redis_url)
     hub = EventHub(redis)
     await hub.start()
+    reservations = reservations_for(sessions)
+    await reservations.open()
     queue = JobQueue(
         redis,
         QueueSettings(
@@ -143,6 +147,7 @@ async def _build_state(settings: PortalSettings) -> AppState:
     placement = Placement(
         settings=settings,
         sessions=sessions,
+        reservations=reservations,
         queue=queue,
         budget=budget,
         relay=relay,
@@ -164,6 +169,7 @@ async def _build_state(settings: PortalSettings) -> AppState:
         sessions=sessions,
         redis=redis,
         hub=hub,
+        reservations=reservations,
         queue=queue,
         catalog=Catalog(sessions, settings.catalog_ttl_s),
         relay=relay,

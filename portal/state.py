@@ -20,6 +20,7 @@ from portal.chat.placement import Placement
 from portal.chat.relay import ChatRelay
 from portal.config import PortalSettings
 from portal.web.rendering import Renderer
+from schema.reservations import CreditReservations
 
 
 @dataclass
@@ -29,6 +30,7 @@ class AppState:
     sessions: sessionmaker[Session]
     redis: Redis
     hub: EventHub
+    reservations: CreditReservations
     queue: JobQueue
     catalog: Catalog
     relay: ChatRelay

@@ -11,7 +11,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, func, insert, literal, select, update
+from sqlalchemy import (
+    Insert,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -83,45 +94,47 @@ def reserve(session: Session, *, account_id: int, request_id: str, price: int) -
     return balance
 
 
-def reserve_in_one_statement(
-    connection: Connection, *, account_id: int, request_id: str, price: int
-) -> int:
-    """`reserve` as one PostgreSQL statement on an autocommit connection.
+def reserve_statement() -> Insert:
+    """`reserve` as one PostgreSQL statement, for an autocommit connection.
 
-    The account row stays locked only while the statement runs, not across round
-    trips to the client, so concurrent requests of one account do not queue behind
-    each other's commits. Raises InsufficientCredits.
+    Bind parameters: `account_id`, `request_id`, `price`. It returns the new balance,
+    or no row when the account lacks the credits. The account row stays locked only
+    while the statement runs, not across round trips to the client, so concurrent
+    requests of one account do not queue behind each other's commits.
     """
+    price = bindparam("price", type_=Integer)
     moved = (
         update(Account)
-        .where(Account.id == account_id, Account.credit_balance >= price)
+        .where(
+            Account.id == bindparam("account_id", type_=Integer), Account.credit_balance >= price
+        )
         .values(credit_balance=Account.credit_balance - price)
         .returning(Account.id, Account.credit_balance)
         .cte("moved")
     )
-    entry = (
+    return (
         insert(CreditEntry)
         .from_select(
             ["account_id", "amount", "balance_after", "kind", "request_id", "reason", "created_at"],
             select(
                 moved.c.id,
-                literal(-price),
+                -price,
                 moved.c.credit_balance,
                 literal("reserve"),
-                literal(request_id),
+                bindparam("request_id", type_=String),
                 literal("request admitted"),
                 func.now(),
             ),
         )
         .returning(CreditEntry.balance_after)
     )
-    balance = connection.execute(entry).scalar_one_or_none()
-    if balance is None:
-        current = connection.execute(
-            select(Account.credit_balance).where(Account.id == account_id)
-        ).scalar_one()
-        raise InsufficientCredits(current, price)
-    return int(balance)
+
+
+def balance_statement() -> Select[int]:
+    """The balance of `account_id` (a bind parameter)."""
+    return select(Account.credit_balance).where(
+        Account.id == bindparam("account_id", type_=Integer)
+    )
 
 
 def grant(

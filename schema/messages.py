@@ -35,6 +35,8 @@ class ChatJob(BaseModel):
     credits_reserved: int
     enqueued_at_ms: int
     request: ChatCompletionRequest
+    # The pub/sub channel of the api process waiting for this job's events.
+    reply_to: str
     # What a success costs, when less than what was reserved (a request reserved at the
     # cloud price in case it failed over, then served locally).
     credits_price: int | None = None

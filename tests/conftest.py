@@ -46,6 +46,16 @@ def sessions(
     else:
         name = request.module.__name__.rsplit(".", 1)[-1]
         url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'resayil.db'}"
+    yield from _migrated(url)
+
+
+@pytest.fixture(scope="module")
+def postgres_sessions(postgres_server: PostgresServer) -> Iterator[Sessions]:
+    """Sessions on the session's PostgreSQL only, for what only PostgreSQL has."""
+    yield from _migrated(postgres_server.url)
+
+
+def _migrated(url: str) -> Iterator[Sessions]:
     upgrade(url)  # idempotent: the e2e stack may have migrated this database already
     engine = make_engine(url)
     yield make_session_factory(engine)

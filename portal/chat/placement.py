@@ -9,9 +9,12 @@ difference when it is served locally after all), so it can pay for either.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import anyio
 from fastapi import Request
@@ -30,6 +33,20 @@ from portal.keys.service import Caller
 from schema import cloud_budget
 from schema.messages import ChatJob, Pool
 from schema.openai import ChatCompletionRequest
+from schema.reservations import CreditReservations
+
+RateCheck = Callable[[], Awaitable[None]]
+T = TypeVar("T")
+
+
+async def _side_by_side(check: Awaitable[None], value: Awaitable[T]) -> T:
+    """`value`, read while `check` runs; the check's refusal wins over the read's error."""
+    refusal, result = await asyncio.gather(check, value, return_exceptions=True)
+    if isinstance(refusal, BaseException):
+        raise refusal
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def failover_refused(header: str | None) -> bool:
@@ -43,6 +60,7 @@ class Placement:
         *,
         settings: PortalSettings,
         sessions: sessionmaker[Session],
+        reservations: CreditReservations,
         queue: JobQueue,
         budget: CloudBudget,
         relay: ChatRelay,
@@ -51,6 +69,7 @@ class Placement:
         self.slots = slots
         self.settings = settings
         self.sessions = sessions
+        self.reservations = reservations
         self.queue = queue
         self.budget = budget
         self.relay = relay
@@ -65,11 +84,27 @@ class Placement:
         body: ChatCompletionRequest,
         admissible: Admissible,
         request: Request,
+        rate_limit: RateCheck,
         failover_header: str | None = None,
     ) -> Response:
+        """Place the request, once `rate_limit` (raising when refused) lets it in.
+
+        The rate limit and the queue reading the placement starts from are one round
+        trip to Redis, not two: they run side by side.
+        """
+        pool = admissible.model.pool
+        overflowable = (
+            pool == "local"
+            and admissible.fallback is not None
+            and self.settings.failover_enabled
+            and not failover_refused(failover_header)
+        )
+        # Overflowable: how many wait for a local slot. Otherwise: how many are queued.
+        load = self.queue.backlog("local") if overflowable else self.queue.queued(pool)
+        waiting = await _side_by_side(rate_limit(), load)
         cap = self.settings.max_concurrent_per_account
         if cap <= 0:
-            return await self._place(caller, body, admissible, request, failover_header)
+            return await self._place(caller, body, admissible, request, overflowable, waiting)
         token = uuid.uuid4().hex
         if not await self.slots.acquire(caller.account_id, token, cap):
             raise RateLimited(
@@ -78,7 +113,7 @@ class Placement:
                 headers={"retry-after": "1"},
             )
         try:
-            response = await self._place(caller, body, admissible, request, failover_header)
+            response = await self._place(caller, body, admissible, request, overflowable, waiting)
         except BaseException:
             await self.slots.release(caller.account_id, token)
             raise
@@ -92,14 +127,13 @@ class Placement:
         body: ChatCompletionRequest,
         admissible: Admissible,
         request: Request,
-        failover_header: str | None,
+        overflowable: bool,
+        waiting: int,
     ) -> Response:
-        pool = admissible.model.pool
-        overflow = self.settings.failover_enabled and not failover_refused(failover_header)
-        if pool == "local" and admissible.fallback and overflow:
+        if overflowable:
             # Capped inside the routed enqueue: a full local queue may still overflow.
-            return await self._overflowable(caller, body, admissible, request)
-        waiting = await self.queue.queued(pool)
+            return await self._overflowable(caller, body, admissible, request, backlog=waiting)
+        pool = admissible.model.pool
         if waiting >= self.settings.max_queued_jobs:
             raise await self._full(pool, waiting)
         if pool == "cloud":
@@ -136,11 +170,17 @@ class Placement:
         return await self.relay.respond(job.model_copy(update={"budget_day": day.day}), request)
 
     async def _overflowable(
-        self, caller: Caller, body: ChatCompletionRequest, admissible: Admissible, request: Request
+        self,
+        caller: Caller,
+        body: ChatCompletionRequest,
+        admissible: Admissible,
+        request: Request,
+        *,
+        backlog: int,
     ) -> Response:
         assert admissible.fallback is not None
         # One waiter short of overflowing: reserve the cloud price in case it does.
-        near = await self.queue.backlog("local") + 2 > self.settings.failover_backlog
+        near = backlog + 2 > self.settings.failover_backlog
         job: ChatJob | None = None
         if near and admissible.fallback_price > admissible.price:
             try:
@@ -184,15 +224,14 @@ class Placement:
         admissible: Admissible,
         price: int | None = None,
     ) -> ChatJob:
-        return await anyio.to_thread.run_sync(
-            lambda: reserve(
-                sessions=self.sessions,
-                settings=self.settings,
-                caller=caller,
-                request=body,
-                admissible=admissible,
-                price=price,
-            )
+        return await reserve(
+            reservations=self.reservations,
+            settings=self.settings,
+            caller=caller,
+            request=body,
+            admissible=admissible,
+            reply_to=self.relay.hub.channel,
+            price=price,
         )
 
     async def _record_take(self, day: str, count: int) -> None:

@@ -75,14 +75,14 @@ class ChatRelay:
     async def respond(
         self, job: ChatJob, request: Request, enqueue: Enqueue | None = None
     ) -> Response:
-        """Subscribe to the job's channel, enqueue it, relay its events.
+        """Listen for the job's events, enqueue it, relay its events.
 
         `enqueue` may place a variant of the job (a cloud failover); the job it returns
         is the one relayed. By default the job is enqueued as it is.
         """
         stack = contextlib.AsyncExitStack()
         try:
-            events = await stack.enter_async_context(self.hub.subscribe(job.id))
+            events = stack.enter_context(self.hub.listen(job.id))
             job = await enqueue() if enqueue else await self._enqueue(job)
         except GatewayError as error:  # refused at the enqueue itself (a full queue)
             await stack.aclose()

@@ -44,11 +44,11 @@ async def create_chat_completion(
         admissible = admissible_now()
     else:
         admissible = await anyio.to_thread.run_sync(admissible_now)
-    await ratelimit.take(state.limiter, request, caller)
     return await state.placement.run(
         caller=caller,
         body=body,
         admissible=admissible,
         request=request,
+        rate_limit=lambda: ratelimit.take(state.limiter, request, caller),
         failover_header=x_resayil_failover,
     )

@@ -6,16 +6,20 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from portal.catalog.service import Catalog, ModelInfo
 from portal.config import PortalSettings
-from portal.exceptions import InvalidRequest, PaymentRequired, PermissionDenied
+from portal.exceptions import (
+    InvalidRequest,
+    PaymentRequired,
+    PermissionDenied,
+    ServiceUnavailable,
+)
 from portal.keys.service import Caller
 from schema import ledger
 from schema.messages import ChatJob
 from schema.ollama_chat import UnsupportedInput, validate_translatable
 from schema.openai import ChatCompletionRequest
+from schema.reservations import CreditReservations, ReservationsUnavailable
 
 
 @dataclass(frozen=True)
@@ -65,21 +69,36 @@ def check(
     )
 
 
-def reserve(
+async def reserve(
     *,
-    sessions: sessionmaker[Session],
+    reservations: CreditReservations,
     settings: PortalSettings,
     caller: Caller,
     request: ChatCompletionRequest,
     admissible: Admissible,
+    reply_to: str,
     price: int | None = None,
 ) -> ChatJob:
-    """Take the credits (`price`, default the model's); returns the job to enqueue.
-    Runs in a worker thread."""
+    """Take the credits (`price`, default the model's); returns the job to enqueue,
+    whose events go to `reply_to`."""
     job_id = uuid.uuid4().hex
     reserved = admissible.price if price is None else price
-    _reserve(sessions, caller=caller, job_id=job_id, price=reserved, settings=settings)
-    job = _job(job_id, caller, admissible.model, request, reserved)
+    try:
+        await reservations.reserve(account_id=caller.account_id, request_id=job_id, price=reserved)
+    except ledger.InsufficientCredits as error:
+        raise PaymentRequired(
+            f"You have {error.balance} credits left and this request costs {error.price}. "
+            f"Top up at {settings.topup_url}",
+            extra={"balance": error.balance, "price": error.price, "topup_url": settings.topup_url},
+        ) from error
+    except ReservationsUnavailable as error:
+        raise ServiceUnavailable(
+            "The accounts database is unavailable; the request was not charged. "
+            "Please retry shortly.",
+            code="database_unavailable",
+            headers={"retry-after": "5"},
+        ) from error
+    job = _job(job_id, caller, admissible.model, request, reserved, reply_to)
     if reserved != admissible.price:
         job = job.model_copy(update={"credits_price": admissible.price})
     return job
@@ -98,36 +117,13 @@ def cloud_variant(job: ChatJob, fallback: ModelInfo, price: int, budget_day: str
     )
 
 
-def _reserve(
-    sessions: sessionmaker[Session],
-    *,
-    caller: Caller,
-    job_id: str,
-    price: int,
-    settings: PortalSettings,
-) -> None:
-    engine = sessions.kw["bind"]
-    try:
-        if engine.dialect.name == "postgresql":
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                ledger.reserve_in_one_statement(
-                    connection, account_id=caller.account_id, request_id=job_id, price=price
-                )
-        else:
-            with sessions() as session, session.begin():
-                ledger.reserve(
-                    session, account_id=caller.account_id, request_id=job_id, price=price
-                )
-    except ledger.InsufficientCredits as error:
-        raise PaymentRequired(
-            f"You have {error.balance} credits left and this request costs {error.price}. "
-            f"Top up at {settings.topup_url}",
-            extra={"balance": error.balance, "price": error.price, "topup_url": settings.topup_url},
-        ) from error
-
-
 def _job(
-    job_id: str, caller: Caller, model: ModelInfo, request: ChatCompletionRequest, price: int
+    job_id: str,
+    caller: Caller,
+    model: ModelInfo,
+    request: ChatCompletionRequest,
+    price: int,
+    reply_to: str,
 ) -> ChatJob:
     return ChatJob(
         id=job_id,
@@ -141,4 +137,5 @@ def _job(
         credits_reserved=price,
         enqueued_at_ms=int(time.time() * 1000),
         request=request,
+        reply_to=reply_to,
     )

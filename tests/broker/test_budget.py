@@ -63,6 +63,7 @@ def job(*, pool: str = "local", tier: int = 1, account: int = 1) -> ChatJob:
         request=ChatCompletionRequest.model_validate(
             {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}]}
         ),
+        reply_to="rs:replies:nobody",
     )
 
 

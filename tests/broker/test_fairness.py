@@ -50,6 +50,7 @@ def job(account: int, tier: int, at_ms: int) -> ChatJob:
         credits_reserved=1,
         enqueued_at_ms=at_ms,
         request=REQUEST,
+        reply_to="rs:replies:nobody",
     )
 
 

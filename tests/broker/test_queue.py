@@ -14,7 +14,7 @@ from broker import keys
 from broker.connection import make_redis
 from broker.queue import Claimed, JobQueue, QueueSettings
 from broker.settlements import SettlementStream
-from broker.stream import EventHub
+from broker.stream import EventHub, frame_events
 from schema.messages import (
     ChatJob,
     Delta,
@@ -59,7 +59,13 @@ async def other_redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-def make_job(*, tier: int = BASIC, enqueued_at_ms: int = T0, pool: Pool = "local") -> ChatJob:
+def make_job(
+    *,
+    tier: int = BASIC,
+    enqueued_at_ms: int = T0,
+    pool: Pool = "local",
+    reply_to: str = keys.replies("nobody"),
+) -> ChatJob:
     # Each job its own account (an account has one plan, so one tier); fairness between
     # one account's jobs is tested in test_fairness.py.
     return ChatJob(
@@ -74,6 +80,7 @@ def make_job(*, tier: int = BASIC, enqueued_at_ms: int = T0, pool: Pool = "local
         credits_reserved=1,
         enqueued_at_ms=enqueued_at_ms,
         request=REQUEST,
+        reply_to=reply_to,
     )
 
 
@@ -247,9 +254,9 @@ async def test_reap_fails_and_settles_a_job_whose_output_went_out(redis: Redis) 
     queue = JobQueue(redis, QueueSettings(lease_ms=500))
     hub = EventHub(redis)
     await hub.start()
-    job = make_job()
+    job = make_job(reply_to=hub.channel)
     try:
-        async with hub.subscribe(job.id) as events:
+        with hub.listen(job.id) as events:
             await queue.enqueue(job)
             claimed = await claim(queue, now_ms=T0)
             batch = encode_events([Started(model_served="m", queue_wait_ms=0), Delta(content="a")])
@@ -320,10 +327,11 @@ async def test_events_published_right_after_subscribe_arrive_in_order(
     try:
         for _ in range(20):
             job_id = uuid.uuid4().hex
-            async with hub.subscribe(job_id) as events:
-                # No pause: a subscription not yet confirmed would lose these.
+            with hub.listen(job_id) as events:
+                # No pause: the hub's channel is subscribed before start() returns.
                 for batch in batches:
-                    await other_redis.publish(keys.job_events(job_id), encode_events(batch))
+                    framed = frame_events(job_id, encode_events(batch))
+                    await other_redis.publish(hub.channel, framed)
                 received = [await events.next(wait_s=3) for _ in expected]
             assert received == expected
     finally:
@@ -334,9 +342,10 @@ async def test_events_of_other_jobs_are_not_delivered(redis: Redis) -> None:
     hub = EventHub(redis)
     await hub.start()
     try:
-        async with hub.subscribe("mine") as mine, hub.subscribe("theirs") as theirs:
-            await redis.publish(keys.job_events("theirs"), encode_events([Delta(content="x")]))
-            await redis.publish(keys.job_events("mine"), encode_events([Delta(content="y")]))
+        with hub.listen("mine") as mine, hub.listen("theirs") as theirs:
+            for job_id, content in (("theirs", "x"), ("mine", "y")):
+                batch = encode_events([Delta(content=content)])
+                await redis.publish(hub.channel, frame_events(job_id, batch))
             assert await mine.next(wait_s=3) == Delta(content="y")
             assert await theirs.next(wait_s=3) == Delta(content="x")
             assert await mine.next(wait_s=0.2) is None

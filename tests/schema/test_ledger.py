@@ -249,22 +249,3 @@ def test_a_settlement_the_database_refuses_does_not_block_the_batch(sessions: Se
     assert written == 1
     assert len(usage_rows(sessions, good)) == 1 and usage_rows(sessions, orphan.request_id) == []
     assert balance(sessions, account_id) == 5 == ledger_sum(sessions, account_id)
-
-
-def test_reservation_in_one_statement_on_postgresql(sessions: Sessions) -> None:
-    engine = sessions.kw["bind"]
-    if engine.dialect.name != "postgresql":
-        pytest.skip("data-modifying CTEs are PostgreSQL's; SQLite uses the two-statement path")
-    account_id = new_account(sessions, 3)
-
-    def take(_: int) -> int:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            return ledger.reserve_in_one_statement(
-                connection, account_id=account_id, request_id=uuid.uuid4().hex, price=1
-            )
-
-    results = race(20, take)
-    assert sorted(r for r in results if isinstance(r, int)) == [0, 1, 2]
-    refused = [r for r in results if isinstance(r, ledger.InsufficientCredits)]
-    assert len(refused) == 17 and all(r.balance == 0 and r.price == 1 for r in refused)
-    assert balance(sessions, account_id) == 0 == ledger_sum(sessions, account_id)

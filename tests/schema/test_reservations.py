@@ -1,0 +1,116 @@
+"""Credit reservations as the api makes them: async psycopg on PostgreSQL, a worker
+thread on SQLite. Races, retries and an unreachable database, on both."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from schema import ledger
+from schema.db import make_session_factory
+from schema.reservations import (
+    CreditReservations,
+    PostgresReservations,
+    ReservationsUnavailable,
+    reservations_for,
+)
+from tests.databases import Sessions
+from tests.schema.test_ledger import balance, entries, ledger_sum, new_account
+
+
+@pytest.fixture
+async def reservations(sessions: Sessions) -> AsyncIterator[CreditReservations]:
+    made = reservations_for(sessions)
+    await made.open()
+    yield made
+    await made.close()
+
+
+async def test_concurrent_reservations_admit_exactly_what_the_balance_covers(
+    sessions: Sessions, reservations: CreditReservations
+) -> None:
+    account_id = new_account(sessions, 3)
+
+    async def take() -> int:
+        return await reservations.reserve(
+            account_id=account_id, request_id=uuid.uuid4().hex, price=1
+        )
+
+    results = await asyncio.gather(*(take() for _ in range(50)), return_exceptions=True)
+    assert sorted(r for r in results if isinstance(r, int)) == [0, 1, 2]
+    refused = [r for r in results if isinstance(r, ledger.InsufficientCredits)]
+    assert len(refused) == 47 and all(r.balance == 0 and r.price == 1 for r in refused)
+    assert balance(sessions, account_id) == 0 == ledger_sum(sessions, account_id)
+    kinds = [entry.kind for entry in entries(sessions, account_id)]
+    assert kinds == ["grant", "reserve", "reserve", "reserve"]
+
+
+async def test_a_request_reserved_twice_is_charged_once(
+    sessions: Sessions, reservations: CreditReservations
+) -> None:
+    account_id = new_account(sessions, 10)
+    request_id = uuid.uuid4().hex
+    assert await reservations.reserve(account_id=account_id, request_id=request_id, price=2) == 8
+    # What a retry after a lost reply does: the ledger's unique row refuses the second.
+    assert await reservations.reserve(account_id=account_id, request_id=request_id, price=2) == 8
+    assert balance(sessions, account_id) == 8 == ledger_sum(sessions, account_id)
+
+
+async def test_a_connection_the_server_dropped_is_replaced(postgres_sessions: Sessions) -> None:
+    sessions = postgres_sessions
+    engine = sessions.kw["bind"]
+    reservations = PostgresReservations(engine)
+    await reservations.open()
+    try:
+        account_id = new_account(sessions, 5)
+        await reservations.reserve(account_id=account_id, request_id=uuid.uuid4().hex, price=1)
+        with engine.connect() as connection, connection.begin():
+            # The pool's idle connection dies, as in a server restart.
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = '' AND pid <> pg_backend_pid() "
+                    "AND datname = current_database() AND state = 'idle'"
+                )
+            )
+        left = await reservations.reserve(
+            account_id=account_id, request_id=uuid.uuid4().hex, price=1
+        )
+    finally:
+        await reservations.close()
+    assert left == 3 == balance(sessions, account_id) == ledger_sum(sessions, account_id)
+
+
+async def test_an_unreachable_database_is_reported_not_raised_raw(sessions: Sessions) -> None:
+    if sessions.kw["bind"].dialect.name == "postgresql":
+        url = sessions.kw["bind"].url.set(port=1)  # nothing listens on port 1
+        unreachable: CreditReservations = PostgresReservations(
+            create_engine(url), connect_wait_s=0.5
+        )
+    else:
+        engine = create_engine(f"sqlite:////nonexistent-{uuid.uuid4().hex}/resayil.db")
+        unreachable = reservations_for(make_session_factory(engine))
+    await unreachable.open()
+    try:
+        with pytest.raises(ReservationsUnavailable):
+            await unreachable.reserve(account_id=1, request_id=uuid.uuid4().hex, price=1)
+    finally:
+        await unreachable.close()
+
+
+def test_the_prepared_statement_is_plain_sql_for_the_driver(postgres_sessions: Sessions) -> None:
+    sessions = postgres_sessions
+    account_id = new_account(sessions, 4)
+    reservations = PostgresReservations(sessions.kw["bind"])
+    prepared = reservations._reserve_sql
+    url = sessions.kw["bind"].url.set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        params = prepared.params(account_id=account_id, request_id=uuid.uuid4().hex, price=3)
+        row = conn.execute(prepared.sql, params).fetchone()
+    assert row == (1,)
+    assert balance(sessions, account_id) == 1 == ledger_sum(sessions, account_id)
