@@ -75,7 +75,12 @@ class Dispatcher:
         )
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
             settler = asyncio.create_task(
-                run_settler(self.settlements, self.sessions, self.stopping)
+                run_settler(
+                    self.settlements,
+                    self.sessions,
+                    self.stopping,
+                    interval_s=self.settings.settle_interval_ms / 1000,
+                )
             )
             helpers = [
                 asyncio.create_task(listen_for_cancels(self.redis, self.on_cancel)),

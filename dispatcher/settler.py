@@ -33,12 +33,21 @@ async def settle_once(
 
 
 async def run_settler(
-    stream: SettlementStream, sessions: sessionmaker[Session], stopping: asyncio.Event
+    stream: SettlementStream,
+    sessions: sessionmaker[Session],
+    stopping: asyncio.Event,
+    *,
+    interval_s: float = 0.0,
 ) -> None:
+    """Write what finished, then wait `interval_s` so the next write takes all that
+    finished meanwhile (the write runs in a thread, and every write taken off the
+    event loop's way is latency the running jobs keep)."""
     await stream.ensure_group()
     while not stopping.is_set():
         try:
-            await settle_once(stream, sessions)
+            if await settle_once(stream, sessions) and interval_s:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), interval_s)
         except asyncio.CancelledError:
             raise
         except Exception as error:

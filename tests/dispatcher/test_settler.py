@@ -1,0 +1,80 @@
+"""The dispatcher's settler against real Redis and both databases: what finishes is
+written, in batches no more often than the interval, and nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from broker.connection import make_redis
+from broker.settlements import SettlementStream
+from dispatcher.settler import run_settler
+from tests.databases import Sessions
+from tests.schema.test_ledger import (
+    balance,
+    ledger_sum,
+    new_account,
+    reserved,
+    settlement,
+    usage_rows,
+)
+from tests.services import start_redis
+
+INTERVAL_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    server = start_redis()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+async def stream(redis_url: str) -> AsyncIterator[SettlementStream]:
+    client: Redis = make_redis(redis_url)
+    await client.flushdb()
+    yield SettlementStream(client, consumer=f"settler-{uuid.uuid4().hex[:6]}")
+    await client.aclose()
+
+
+async def written_at(sessions: Sessions, request_id: str, *, within_s: float) -> float:
+    """When the request's usage row was first seen (polling), or fail after `within_s`."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(usage_rows, sessions, request_id):
+            return time.monotonic()
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{request_id} was not settled within {within_s} s")
+
+
+async def test_settlements_are_written_at_most_once_per_interval(
+    sessions: Sessions, stream: SettlementStream
+) -> None:
+    account_id = new_account(sessions, 10)
+    first, *rest = [reserved(sessions, account_id, 2) for _ in range(4)]
+    stopping = asyncio.Event()
+    settler = asyncio.create_task(run_settler(stream, sessions, stopping, interval_s=INTERVAL_S))
+    try:
+        await stream.push(settlement(sessions, account_id, first, charged=1, reserved=2))
+        first_at = await written_at(sessions, first, within_s=10)
+        for request_id in rest:  # one failed before output: fully refunded
+            charged = 0 if request_id == rest[0] else 1
+            await stream.push(
+                settlement(sessions, account_id, request_id, charged=charged, reserved=2)
+            )
+        await asyncio.sleep(INTERVAL_S / 4)
+        assert all(not usage_rows(sessions, r) for r in rest), "written before the interval"
+        rest_at = [await written_at(sessions, r, within_s=10) for r in rest]
+    finally:
+        stopping.set()
+        await asyncio.wait_for(settler, 10)
+    assert min(rest_at) - first_at >= INTERVAL_S * 0.9
+    assert await stream.pending() == 0
+    # 10 - 4 x 2 reserved + 1 + 2 + 1 + 1 refunded: charged 1 + 0 + 1 + 1.
+    assert balance(sessions, account_id) == 7 == ledger_sum(sessions, account_id)
