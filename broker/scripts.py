@@ -132,30 +132,38 @@ redis.call('LTRIM', KEYS[6], 0, 63)
 return 1
 """
 
-SLIDING_WINDOW = """
--- KEYS: window zset   ARGV: limit, window_ms, member, consume (1|0)
+_SLIDING_WINDOW = """
 -- A true sliding window: the zset holds the admission times of the last window_ms.
 -- Redis's own clock, so every api process agrees. Returns {allowed, remaining, reset_ms}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local function reset_ms()
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if #oldest == 0 then return 0 end
-  return math.max(0, tonumber(oldest[2]) + window - now)
+local function sliding_window(key, limit, window, member, consume)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  local function reset_ms()
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if #oldest == 0 then return 0 end
+    return math.max(0, tonumber(oldest[2]) + window - now)
+  end
+  if count >= limit then
+    return {0, 0, reset_ms()}
+  end
+  if consume then
+    redis.call('ZADD', key, now, member)
+    redis.call('PEXPIRE', key, window)
+    count = count + 1
+  end
+  return {1, limit - count, reset_ms()}
 end
-if count >= limit then
-  return {0, 0, reset_ms()}
-end
-if ARGV[4] == '1' then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window)
-  count = count + 1
-end
-return {1, limit - count, reset_ms()}
 """
+
+SLIDING_WINDOW = (
+    _SLIDING_WINDOW
+    + """
+-- KEYS: window zset   ARGV: limit, window_ms, member, consume (1|0)
+return sliding_window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1')
+"""
+)
 
 BUDGET_TAKE = """
 -- KEYS: day counter   ARGV: cap, ttl_s
@@ -291,3 +299,25 @@ return {pool, count, backlog}
 CLAIM = _LEFT_QUEUE + CLAIM_BODY
 CANCEL = _LEFT_QUEUE + CANCEL_BODY
 EXPIRE_WAITING = _LEFT_QUEUE + EXPIRE_WAITING_BODY
+
+ADMIT = (
+    _SLIDING_WINDOW
+    + _WAITING_FOR_SLOT
+    + """
+-- KEYS: rate window, queue, inflight, slots
+-- ARGV: limit (0: none), window_ms, member, load ('backlog' | 'queued')
+-- The rate limit (counting this request if allowed) and the pool's load, read together:
+-- returns {allowed, remaining, reset_ms, load}.
+local decision = {1, 0, 0}
+if tonumber(ARGV[1]) > 0 then
+  decision = sliding_window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], true)
+end
+local load
+if ARGV[4] == 'backlog' then
+  load = waiting_for_slot(KEYS[2], KEYS[3], KEYS[4])
+else
+  load = redis.call('ZCARD', KEYS[2])
+end
+return {decision[1], decision[2], decision[3], load}
+"""
+)

@@ -4,6 +4,7 @@ read by a settler that dies before committing is claimed again by another."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from redis.asyncio import Redis
@@ -13,6 +14,7 @@ from broker import keys
 from schema.messages import Settlement
 
 Entry = tuple[bytes, Settlement]
+RECLAIM_CHECK_S = 1.0
 
 
 class SettlementStream:
@@ -20,6 +22,8 @@ class SettlementStream:
         self.redis = redis
         self.consumer = consumer
         self.reclaim_after_ms = reclaim_after_ms
+        self.reclaim_every_s = min(RECLAIM_CHECK_S, reclaim_after_ms / 2000)
+        self._next_reclaim = 0.0
 
     async def ensure_group(self) -> None:
         try:
@@ -34,17 +38,21 @@ class SettlementStream:
         await self.redis.xadd(keys.SETTLEMENTS, {"settlement": settlement.model_dump_json()})
 
     async def read(self, *, count: int = 200, block_ms: int = 1000) -> list[Entry]:
-        """Entries abandoned by dead settlers first, then new ones."""
-        claimed: Any = await self.redis.xautoclaim(
-            keys.SETTLEMENTS,
-            keys.SETTLERS_GROUP,
-            self.consumer,
-            min_idle_time=self.reclaim_after_ms,
-            count=count,
-        )
-        stale = claimed[1]
-        if stale:
-            return _parse(stale)
+        """Entries abandoned by dead settlers first (looked for at most every
+        `reclaim_every_s`), then new ones."""
+        if time.monotonic() >= self._next_reclaim:
+            self._next_reclaim = time.monotonic() + self.reclaim_every_s
+            claimed: Any = await self.redis.xautoclaim(
+                keys.SETTLEMENTS,
+                keys.SETTLERS_GROUP,
+                self.consumer,
+                min_idle_time=self.reclaim_after_ms,
+                count=count,
+            )
+            stale = claimed[1]
+            if stale:
+                self._next_reclaim = 0.0  # there may be more
+                return _parse(stale)
         response: Any = await self.redis.xreadgroup(
             keys.SETTLERS_GROUP,
             self.consumer,

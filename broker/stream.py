@@ -43,7 +43,9 @@ class JobEvents:
         """The next event, or None when `wait_s` passes first."""
         if not self._pending:
             try:
-                data = await asyncio.wait_for(self._queue.get(), wait_s)
+                # A timeout scope, not wait_for: no task per wait (one per batch read).
+                async with asyncio.timeout(wait_s):
+                    data = await self._queue.get()
             except TimeoutError:
                 return None
             self._pending = decode_events(data)

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 
 from redis.exceptions import ResponseError
 from sqlalchemy.orm import Session, sessionmaker
 
-from broker.settlements import SettlementStream
+from broker.settlements import Entry, SettlementStream
 from schema import ledger
 from schema.messages import Settlement
 
 log = logging.getLogger(__name__)
+
+BATCH = 200  # settlements per write at most (and per stream read)
 
 
 def write_settlements(sessions: sessionmaker[Session], settlements: list[Settlement]) -> int:
@@ -25,11 +29,21 @@ async def settle_once(
     stream: SettlementStream, sessions: sessionmaker[Session], *, block_ms: int = 1000
 ) -> int:
     entries = await stream.read(block_ms=block_ms)
+    return await _write(stream, sessions, entries)
+
+
+async def _write(
+    stream: SettlementStream, sessions: sessionmaker[Session], entries: list[Entry]
+) -> int:
     if not entries:
         return 0
     written = await asyncio.to_thread(write_settlements, sessions, [s for _id, s in entries])
     await stream.ack([entry_id for entry_id, _s in entries])
     return written
+
+
+def _refunds(entries: list[Entry]) -> bool:
+    return any(s.credits_reserved > s.credits_charged for _id, s in entries)
 
 
 async def run_settler(
@@ -39,15 +53,26 @@ async def run_settler(
     *,
     interval_s: float = 0.0,
 ) -> None:
-    """Write what finished, then wait `interval_s` so the next write takes all that
-    finished meanwhile (the write runs in a thread, and every write taken off the
-    event loop's way is latency the running jobs keep)."""
+    """Write settlements in batches, at most one write per `interval_s`.
+
+    Each write runs in a thread, and every one kept off the event loop's way is latency
+    the running jobs keep; so what finishes within the interval waits for one write.
+    A refund is written at once, though: the client may retry on the credits it gives
+    back. What is held but unwritten stays pending in the stream (another settler
+    claims it if this one dies).
+    """
     await stream.ensure_group()
+    held: list[Entry] = []
+    due = 0.0  # when the next write may happen
     while not stopping.is_set():
         try:
-            if await settle_once(stream, sessions) and interval_s:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), interval_s)
+            # Bounded, so a stop is noticed within a second.
+            wait_s = min(1.0, max(0.001, due - time.monotonic())) if held else 1.0
+            held += await stream.read(block_ms=math.ceil(wait_s * 1000))
+            if held and (time.monotonic() >= due or _refunds(held) or len(held) >= BATCH):
+                batch, held = held, []
+                await _write(stream, sessions, batch)
+                due = time.monotonic() + interval_s
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -59,3 +84,5 @@ async def run_settler(
             # Unacknowledged entries stay pending and are claimed again later.
             log.exception("settling failed; will retry")
             await asyncio.sleep(1)
+    # A clean stop leaves nothing held back.
+    await _write(stream, sessions, held)

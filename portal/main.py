@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from broker.admission import Admission
 from broker.auth_cache import AuthCache
 from broker.budget import CloudBudget
 from broker.concurrency import AccountSlots
@@ -148,6 +149,7 @@ async def _build_state(settings: PortalSettings) -> AppState:
         settings=settings,
         sessions=sessions,
         reservations=reservations,
+        admission=Admission(redis),
         queue=queue,
         budget=budget,
         relay=relay,

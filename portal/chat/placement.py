@@ -9,12 +9,9 @@ difference when it is served locally after all), so it can pay for either.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import anyio
 from fastapi import Request
@@ -22,9 +19,11 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.background import BackgroundTask
 
+from broker.admission import Admission
 from broker.budget import BudgetDay, CloudBudget, budget_day
 from broker.concurrency import AccountSlots
 from broker.queue import JobQueue, QueueFull
+from portal import ratelimit
 from portal.chat.relay import ChatRelay
 from portal.chat.service import Admissible, cloud_variant, reserve
 from portal.config import PortalSettings
@@ -34,19 +33,6 @@ from schema import cloud_budget
 from schema.messages import ChatJob, Pool
 from schema.openai import ChatCompletionRequest
 from schema.reservations import CreditReservations
-
-RateCheck = Callable[[], Awaitable[None]]
-T = TypeVar("T")
-
-
-async def _side_by_side(check: Awaitable[None], value: Awaitable[T]) -> T:
-    """`value`, read while `check` runs; the check's refusal wins over the read's error."""
-    refusal, result = await asyncio.gather(check, value, return_exceptions=True)
-    if isinstance(refusal, BaseException):
-        raise refusal
-    if isinstance(result, BaseException):
-        raise result
-    return result
 
 
 def failover_refused(header: str | None) -> bool:
@@ -61,6 +47,7 @@ class Placement:
         settings: PortalSettings,
         sessions: sessionmaker[Session],
         reservations: CreditReservations,
+        admission: Admission,
         queue: JobQueue,
         budget: CloudBudget,
         relay: ChatRelay,
@@ -70,6 +57,7 @@ class Placement:
         self.settings = settings
         self.sessions = sessions
         self.reservations = reservations
+        self.admission = admission
         self.queue = queue
         self.budget = budget
         self.relay = relay
@@ -84,13 +72,12 @@ class Placement:
         body: ChatCompletionRequest,
         admissible: Admissible,
         request: Request,
-        rate_limit: RateCheck,
         failover_header: str | None = None,
     ) -> Response:
-        """Place the request, once `rate_limit` (raising when refused) lets it in.
+        """Place the request if the account's rate limit lets it in (else 429).
 
         The rate limit and the queue reading the placement starts from are one round
-        trip to Redis, not two: they run side by side.
+        trip to Redis.
         """
         pool = admissible.model.pool
         overflowable = (
@@ -100,8 +87,10 @@ class Placement:
             and not failover_refused(failover_header)
         )
         # Overflowable: how many wait for a local slot. Otherwise: how many are queued.
-        load = self.queue.backlog("local") if overflowable else self.queue.queued(pool)
-        waiting = await _side_by_side(rate_limit(), load)
+        decision, waiting = await self.admission.admit(
+            caller.account_id, caller.requests_per_minute, pool, backlog=overflowable
+        )
+        ratelimit.enforce(request, decision)
         cap = self.settings.max_concurrent_per_account
         if cap <= 0:
             return await self._place(caller, body, admissible, request, overflowable, waiting)

@@ -115,7 +115,9 @@ class ChatRelay:
         return EventSourceResponse(
             self._sse(job, events, first, stack),
             headers=_headers(job) | {"cache-control": "no-cache"},
-            ping=15,
+            # No ping task of its own: `_sse` already sends a comment whenever no event
+            # came for `heartbeat_interval_s`, queued or generating.
+            ping=0,
         )
 
     async def _sse(

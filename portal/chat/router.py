@@ -3,7 +3,6 @@ from __future__ import annotations
 import anyio
 from fastapi import APIRouter, Header, Request, Response
 
-from portal import ratelimit
 from portal.chat.service import Admissible, check
 from portal.deps import CallerDep, StateDep
 from portal.openapi import CHAT_ERRORS, ChatCompletionOut
@@ -49,6 +48,5 @@ async def create_chat_completion(
         body=body,
         admissible=admissible,
         request=request,
-        rate_limit=lambda: ratelimit.take(state.limiter, request, caller),
         failover_header=x_resayil_failover,
     )

@@ -1,0 +1,86 @@
+"""Admission on a real Redis: the rate limit and the pool's load in one script."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from broker import keys
+from broker.admission import Admission
+from broker.limits import RateLimiter
+from tests.services import RedisServer, start_redis
+
+
+@pytest.fixture(scope="module")
+def admission_redis() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(admission_redis: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(admission_redis.url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+async def queue_jobs(redis: Redis, pool: str, *, queued: int, running: int, slots: int) -> None:
+    if queued:
+        await redis.zadd(keys.queue(pool), {f"q{i}": i for i in range(queued)})
+    if running:
+        await redis.zadd(keys.inflight(pool), {f"r{i}": i for i in range(running)})
+    await redis.set(keys.slots(pool), slots)
+
+
+async def test_admits_exactly_the_limit_under_concurrency(redis: Redis) -> None:
+    admission = Admission(redis)
+    results = await asyncio.gather(
+        *(admission.admit(1, 10, "local", backlog=False) for _ in range(50))
+    )
+    decisions = [decision for decision, _ in results]
+    assert sum(d.allowed for d in decisions) == 10
+    assert sorted(d.remaining for d in decisions if d.allowed) == list(range(10))
+    assert all(d.remaining == 0 and d.retry_after_s >= 1 for d in decisions if not d.allowed)
+
+
+async def test_shares_its_window_with_the_limiter(redis: Redis) -> None:
+    # /v1/models peeks with the RateLimiter at the window chat requests are counted in.
+    admission = Admission(redis)
+    await admission.admit(7, 3, "local", backlog=False)
+    peeked = await RateLimiter(redis).peek(7, 3)
+    assert peeked.allowed and peeked.remaining == 2
+    await RateLimiter(redis).take(7, 3)
+    decision, _ = await admission.admit(7, 3, "local", backlog=False)
+    assert decision.allowed and decision.remaining == 0
+    refused, _ = await admission.admit(7, 3, "local", backlog=False)
+    assert not refused.allowed
+
+
+async def test_reads_the_queued_jobs_or_the_backlog_beyond_free_slots(redis: Redis) -> None:
+    # 6 queued, 2 running of 4 slots: 2 of the queued are about to start, 4 wait.
+    await queue_jobs(redis, "local", queued=6, running=2, slots=4)
+    admission = Admission(redis)
+    assert (await admission.admit(2, 0, "local", backlog=False))[1] == 6
+    assert (await admission.admit(2, 0, "local", backlog=True))[1] == 4
+    await queue_jobs(redis, "cloud", queued=1, running=0, slots=8)
+    assert (await admission.admit(2, 0, "cloud", backlog=True))[1] == 0
+    assert (await admission.admit(2, 0, "cloud", backlog=False))[1] == 1
+
+
+async def test_unlimited_counts_nothing_and_a_refusal_still_reads_the_load(
+    redis: Redis,
+) -> None:
+    await queue_jobs(redis, "local", queued=3, running=0, slots=1)
+    admission = Admission(redis)
+    unlimited = [await admission.admit(3, 0, "local", backlog=True) for _ in range(20)]
+    assert all(d.allowed and d.headers() == {} for d, _ in unlimited)
+    assert await redis.exists(keys.rate_window(3)) == 0
+    await admission.admit(4, 1, "local", backlog=True)
+    refused, load = await admission.admit(4, 1, "local", backlog=True)
+    assert not refused.allowed and load == 2
+    assert refused.headers()["x-ratelimit-remaining-requests"] == "0"
