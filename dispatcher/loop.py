@@ -28,6 +28,9 @@ from schema.messages import Pool
 log = logging.getLogger(__name__)
 
 POOLS: tuple[Pool, ...] = ("local", "cloud")
+# Enough for a started job to reach its upstream request: task start, translation,
+# the connection pool, the request write.
+TURNS_FOR_NEW_JOBS = 8
 
 
 class Dispatcher:
@@ -124,6 +127,11 @@ class Dispatcher:
                 )
                 for job in claimed:
                     self._start(job, client)
+                # Scheduler turns for the jobs just started, so their upstream requests
+                # go out before this loop's next Redis command competes with them
+                # (time to first token). Turns, not a wait: nothing here sleeps.
+                for _ in range(TURNS_FOR_NEW_JOBS):
+                    await asyncio.sleep(0)
                 if len(claimed) < free:
                     # The queue is empty: asking again at once would only find it so
                     # (an enqueue meanwhile leaves a wake-up, and this returns at once).
