@@ -6,13 +6,15 @@ so every such test runs against both databases.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from redis.asyncio import Redis
 
+from broker.connection import make_redis
 from schema.db import make_engine, make_session_factory
 from schema.migrate import upgrade
 from tests.databases import Sessions
@@ -25,6 +27,24 @@ def redis_server() -> Iterator[RedisServer]:
     server = start_redis()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_redis() -> Iterator[RedisServer]:
+    """A Redis server of the module's own: its tests may flush, restart or kill it
+    without touching the stacks' Redis."""
+    server = start_redis(allow_external=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(module_redis: RedisServer) -> AsyncIterator[Redis]:
+    """A client of the module's Redis, emptied before the test."""
+    client = make_redis(module_redis.url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
 from redis.asyncio import Redis
 
 from broker import keys
 from broker.admission import Admission
 from broker.limits import RateLimiter
-from tests.services import RedisServer, start_redis
-
-
-@pytest.fixture(scope="module")
-def admission_redis() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def redis(admission_redis: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(admission_redis.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def queue_jobs(redis: Redis, pool: str, *, queued: int, running: int, slots: int) -> None:

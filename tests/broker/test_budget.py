@@ -6,7 +6,6 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -14,31 +13,15 @@ from redis.asyncio import Redis
 
 from broker import keys
 from broker.budget import CloudBudget, LoadPersisted, budget_day
-from broker.connection import make_redis
 from broker.queue import JobQueue, QueueFull
 from schema import cloud_budget
 from schema.db import make_engine, make_session_factory
 from schema.messages import ChatJob
 from schema.migrate import upgrade
 from schema.openai import ChatCompletionRequest
-from tests.services import PostgresServer, RedisServer, start_redis
+from tests.services import PostgresServer, RedisServer
 
 DAY = "2026-11-24"
-
-
-@pytest.fixture(scope="module")
-def budget_redis() -> Iterator[RedisServer]:
-    server = start_redis(allow_external=False)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def redis(budget_redis: RedisServer) -> AsyncIterator[Redis]:
-    client = make_redis(budget_redis.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 def in_memory_loader(persisted: dict[str, int]) -> LoadPersisted:
@@ -140,7 +123,7 @@ async def test_missing_counter_asks_for_a_restore(redis: Redis) -> None:
 
 
 async def test_redis_restart_keeps_the_days_count(
-    budget_redis: RedisServer, postgres_server: PostgresServer
+    module_redis: RedisServer, postgres_server: PostgresServer
 ) -> None:
     upgrade(postgres_server.url)
     engine = make_engine(postgres_server.url)
@@ -158,7 +141,7 @@ async def test_redis_restart_keeps_the_days_count(
         with sessions() as session, session.begin():
             cloud_budget.persist_used(session, day=day, used=count)
 
-    client = Redis.from_url(budget_redis.url)
+    client = Redis.from_url(module_redis.url)
     try:
         budget = CloudBudget(client, load)
         for _ in range(7):
@@ -166,8 +149,8 @@ async def test_redis_restart_keeps_the_days_count(
             assert count is not None
             persist(count)
         await client.aclose()
-        budget_redis.restart()  # not persistent: Redis comes back empty
-        client = Redis.from_url(budget_redis.url)
+        module_redis.restart()  # not persistent: Redis comes back empty
+        client = Redis.from_url(module_redis.url)
         assert await client.dbsize() == 0
         budget = CloudBudget(client, load)
         assert await budget.take(day, 10) == 8

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis
 
 from broker import keys
-from broker.connection import make_redis
 from broker.queue import JobQueue, QueueSettings
 from schema.messages import ChatJob, Settlement
 from schema.openai import ChatCompletionRequest
-from tests.services import RedisServer, start_redis
 
 BASIC, PRO, ENTERPRISE = 1, 2, 3
 T0 = 1_800_000_000_000
@@ -22,19 +19,9 @@ REQUEST = ChatCompletionRequest.model_validate(
 )
 
 
-@pytest.fixture(scope="module")
-def fair_redis() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-async def queue(fair_redis: RedisServer) -> AsyncIterator[JobQueue]:
-    client: Redis = make_redis(fair_redis.url)
-    await client.flushdb()
-    yield JobQueue(client, QueueSettings(tier_head_start_ms=10_000, fair_share_ms=1_000))
-    await client.aclose()
+def queue(redis: Redis) -> JobQueue:
+    return JobQueue(redis, QueueSettings(tier_head_start_ms=10_000, fair_share_ms=1_000))
 
 
 def job(account: int, tier: int, at_ms: int) -> ChatJob:

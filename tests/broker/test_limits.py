@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
 from redis.asyncio import Redis
 
 from broker.limits import RateLimiter
-from tests.services import RedisServer, start_redis
-
-
-@pytest.fixture(scope="module")
-def limits_redis() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def redis(limits_redis: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(limits_redis.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def test_admits_exactly_the_limit_under_concurrency(redis: Redis) -> None:

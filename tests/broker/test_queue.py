@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,7 +27,7 @@ from schema.messages import (
     encode_events,
 )
 from schema.openai import ChatCompletionRequest
-from tests.services import start_redis
+from tests.services import RedisServer
 
 BASIC, PRO, ENTERPRISE = 1, 2, 3
 T0 = 1_700_000_000_000
@@ -36,25 +36,10 @@ REQUEST = ChatCompletionRequest.model_validate(
 )
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    server = start_redis()
-    yield server.url
-    server.stop()
-
-
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = make_redis(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def other_redis(redis_url: str) -> AsyncIterator[Redis]:
+async def other_redis(module_redis: RedisServer) -> AsyncIterator[Redis]:
     """A second connection pool: another process's view of the same Redis."""
-    client = make_redis(redis_url)
+    client = make_redis(module_redis.url)
     yield client
     await client.aclose()
 

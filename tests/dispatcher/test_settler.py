@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis
 
-from broker.connection import make_redis
 from broker.settlements import SettlementStream
 from dispatcher.settler import run_settler
 from tests.databases import Sessions
@@ -23,24 +21,13 @@ from tests.schema.test_ledger import (
     settlement,
     usage_rows,
 )
-from tests.services import start_redis
 
 INTERVAL_S = 1.0
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    server = start_redis()
-    yield server.url
-    server.stop()
-
-
 @pytest.fixture
-async def stream(redis_url: str) -> AsyncIterator[SettlementStream]:
-    client: Redis = make_redis(redis_url)
-    await client.flushdb()
-    yield SettlementStream(client, consumer=f"settler-{uuid.uuid4().hex[:6]}")
-    await client.aclose()
+def stream(redis: Redis) -> SettlementStream:
+    return SettlementStream(redis, consumer=f"settler-{uuid.uuid4().hex[:6]}")
 
 
 async def written_at(sessions: Sessions, request_id: str, *, within_s: float) -> float:
