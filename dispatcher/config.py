@@ -20,8 +20,8 @@ class DispatcherSettings(BaseSettings):
     drain_timeout_s: float = 30.0
     upstream_connect_timeout_s: float = 5.0
     upstream_read_timeout_s: float = 300.0
-    # Usage rows and refunds are written at most this often, each time all that finished
-    # meanwhile in one transaction: a busy dispatcher does not pay a write per request.
+    # Usage rows are written at most this often, each time all that finished meanwhile in
+    # one transaction (a busy dispatcher does not pay a write per request); refunds at once.
     settle_interval_ms: int = Field(default=100, ge=0)
 
     @property

@@ -68,7 +68,7 @@ async def run_settler(
         try:
             # Bounded, so a stop is noticed within a second.
             wait_s = min(1.0, max(0.001, due - time.monotonic())) if held else 1.0
-            held += await stream.read(block_ms=math.ceil(wait_s * 1000))
+            held += await stream.read(count=BATCH, block_ms=math.ceil(wait_s * 1000))
             if held and (time.monotonic() >= due or _refunds(held) or len(held) >= BATCH):
                 batch, held = held, []
                 await _write(stream, sessions, batch)

@@ -16,11 +16,6 @@ def _remember(request: Request, decision: RateDecision) -> None:
     setattr(request.state, STATE_KEY, decision.headers())
 
 
-async def take(limiter: RateLimiter, request: Request, caller: Caller) -> None:
-    """Count this request against the account's window, or refuse it with 429."""
-    enforce(request, await limiter.take(caller.account_id, caller.requests_per_minute))
-
-
 def enforce(request: Request, decision: RateDecision) -> None:
     """Put the decision's headers on the response; refuse the request with 429 if so."""
     _remember(request, decision)

@@ -87,9 +87,7 @@ def reserve(session: Session, *, account_id: int, request_id: str, price: int) -
         require_funds=True,
     )
     if balance is None:
-        current = session.execute(
-            select(Account.credit_balance).where(Account.id == account_id)
-        ).scalar_one()
+        current = session.execute(balance_statement(), {"account_id": account_id}).scalar_one()
         raise InsufficientCredits(current, price)
     return balance
 
