@@ -20,7 +20,7 @@ from portal.web.cookies import CSRF_REFUSED, SESSION_COOKIE, csrf_matches
 bearer = HTTPBearer(auto_error=False, description="An API key from your Resayil dashboard")
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.resayil
     return state
 

@@ -18,7 +18,7 @@ from portal.openapi import AUTH_ERRORS, ErrorResponse
 router = APIRouter(prefix="/api/admin", tags=["Admin API"])
 
 
-def require_admin(caller: CallerDep) -> Caller:
+async def require_admin(caller: CallerDep) -> Caller:
     if not caller.is_admin:
         raise PermissionDenied("This needs a platform admin's key.", code="admin_required")
     return caller

@@ -83,7 +83,7 @@ class LoginRequired(GatewayError):
     status, code = 303, "login_required"
 
 
-def require_member(request: Request, visitor: VisitorDep) -> WebSession:
+async def require_member(request: Request, visitor: VisitorDep) -> WebSession:
     if visitor.session is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired("Log in first.", headers={"location": f"/login?next={quote(target)}"})
