@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from broker.budget import CloudBudget
 from broker.queue import Claimed, JobQueue
 from dispatcher.ollama_client import stream_chat
 from dispatcher.publisher import BatchPublisher, ClientCancelled, LeaseLost
+from dispatcher.upstream_http import UpstreamHTTP
 from schema.messages import Done, Failed, Settlement, Started, encode_events
 from schema.ollama_chat import UnsupportedInput, to_ollama_chat
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class Outcome:
 async def run_job(
     *,
     queue: JobQueue,
-    client: httpx.AsyncClient,
+    client: UpstreamHTTP,
     upstream: Upstream,
     claimed: Claimed,
     cancelled: asyncio.Event,
@@ -106,6 +109,14 @@ async def run_job(
         duration_ms=now_ms() - started_ms,
     )
     finished = await queue.finish(claimed, encode_events([outcome.terminal]), settlement)
+    log.info(
+        "job %s on %s (%s): %s in %d ms",
+        job.id,
+        job.pool,
+        job.model_served,
+        outcome.status,
+        settlement.duration_ms,
+    )
     if finished and budget is not None and job.budget_day and not outcome.charged:
         # The cloud served nothing billable: the day's budget unit goes back.
         await budget.give_back(job.budget_day)
@@ -113,7 +124,7 @@ async def run_job(
 
 async def _generate(
     *,
-    job_client: httpx.AsyncClient,
+    job_client: UpstreamHTTP,
     upstream: Upstream,
     claimed: Claimed,
     publisher: BatchPublisher,

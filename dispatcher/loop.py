@@ -11,7 +11,7 @@ import contextlib
 import logging
 import uuid
 
-import httpx
+import httpcore
 from redis.asyncio import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +22,7 @@ from broker.stream import listen_for_cancels
 from dispatcher.config import DispatcherSettings
 from dispatcher.generation import Upstream, now_ms, run_job
 from dispatcher.settler import run_settler, settle_once
+from dispatcher.upstream_http import UpstreamHTTP
 from schema import cloud_budget
 from schema.messages import Pool
 
@@ -70,13 +71,13 @@ class Dispatcher:
         return Upstream(base, {})
 
     async def main(self) -> None:
-        timeout = httpx.Timeout(
-            self.settings.upstream_read_timeout_s, connect=self.settings.upstream_connect_timeout_s
-        )
-        limits = httpx.Limits(
-            max_connections=self.settings.local_slots + self.settings.cloud_slots + 8
-        )
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        max_connections = self.settings.local_slots + self.settings.cloud_slots + 8
+        async with httpcore.AsyncConnectionPool(max_connections=max_connections) as connections:
+            client = UpstreamHTTP(
+                connections,
+                connect_timeout_s=self.settings.upstream_connect_timeout_s,
+                read_timeout_s=self.settings.upstream_read_timeout_s,
+            )
             settler = asyncio.create_task(
                 run_settler(
                     self.settlements,
@@ -111,7 +112,7 @@ class Dispatcher:
         if running is not None:
             running[1].set()
 
-    async def _poll(self, pool: Pool, client: httpx.AsyncClient) -> None:
+    async def _poll(self, pool: Pool, client: UpstreamHTTP) -> None:
         while not self.stopping.is_set():
             if self._local_count(pool) >= self.slots(pool):
                 self._slot_freed.clear()
@@ -148,7 +149,7 @@ class Dispatcher:
     def _local_count(self, pool: Pool) -> int:
         return sum(1 for claimed, _ in self._running.values() if claimed.job.pool == pool)
 
-    def _start(self, claimed: Claimed, client: httpx.AsyncClient) -> None:
+    def _start(self, claimed: Claimed, client: UpstreamHTTP) -> None:
         cancelled = asyncio.Event()
         self._running[claimed.job.id] = (claimed, cancelled)
         task = asyncio.create_task(

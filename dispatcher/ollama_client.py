@@ -18,9 +18,15 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
-import httpx
+import httpcore
 import orjson
 
+from dispatcher.upstream_http import (
+    TRANSPORT_ERRORS,
+    UpstreamHTTP,
+    request_headers,
+    response_headers,
+)
 from schema.messages import Delta, Done, Failed, ToolCall
 
 Event = Delta | Done | Failed
@@ -33,7 +39,7 @@ _MAX_ERROR_TEXT = 500
 
 
 async def stream_chat(
-    client: httpx.AsyncClient,
+    client: UpstreamHTTP,
     *,
     base_url: str,
     payload: dict[str, Any],
@@ -44,11 +50,19 @@ async def stream_chat(
     reader = _LineReader()
     url = base_url.rstrip("/") + "/api/chat"
     try:
-        async with client.stream("POST", url, json=payload, headers=headers) as response:
-            if response.status_code != httpx.codes.OK:
+        async with client.pool.stream(
+            "POST",
+            url,
+            headers=request_headers(headers),
+            content=orjson.dumps(payload),
+            extensions=client.extensions,
+        ) as response:
+            if response.status != 200:
                 body = await response.aread()
                 model = client_model or str(payload.get("model", ""))
-                yield _failure_for_status(response.status_code, body, response.headers, model)
+                yield _failure_for_status(
+                    response.status, body, response_headers(response.headers), model
+                )
                 return
             last: list[Event] = []
             async for line in _ndjson_lines(response):
@@ -58,7 +72,7 @@ async def stream_chat(
                 if reader.finished:
                     # Read on to the end of the body before handing out the last events:
                     # a caller that stops at `Done` would otherwise close the response
-                    # early, and httpx would drop the connection instead of reusing it.
+                    # early, and the pool would drop the connection instead of reusing it.
                     last.extend(events)
                     continue
                 for event in events:
@@ -67,7 +81,7 @@ async def stream_chat(
                 for event in last:
                     yield event
                 return
-    except httpx.RequestError:  # transport failures, timeouts, undecodable bodies
+    except TRANSPORT_ERRORS:  # failed, stalled or broken connections
         yield Failed(
             status=503,
             code="upstream_unavailable",
@@ -86,10 +100,10 @@ async def stream_chat(
     )
 
 
-async def _ndjson_lines(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _ndjson_lines(response: httpcore.Response) -> AsyncIterator[bytes]:
     """The body's lines, split on bytes: cheaper than decoding text first (hot path)."""
     pending = b""
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_stream():
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
         for line in lines:

@@ -3,15 +3,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 
 from dispatcher.ollama_client import stream_chat
+from dispatcher.upstream_http import UpstreamHTTP
 from schema.messages import Delta, Done, Failed, Started, ToolCall, decode_events, encode_events
 
 BASE_URL = "http://ollama.test:11434/"
@@ -61,25 +63,47 @@ def done(content: str = "", reason: str = "stop", **metrics: Any) -> dict[str, A
     return final
 
 
-def client_for(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+class HandlerPool(httpcore.AsyncConnectionPool):
+    """The network edge: answers each request httpcore would send with `handler`'s response
+    (httpx's request and response models, for readable tests)."""
+
+    def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
+        super().__init__()
+        self.handler = handler
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        assert isinstance(request.stream, AsyncIterable)
+        body = b"".join([chunk async for chunk in request.stream])
+        url = request.url
+        sent = httpx.Request(
+            request.method.decode(),
+            f"{url.scheme.decode()}://{url.host.decode()}:{url.port}{url.target.decode()}",
+            headers=request.headers,
+            content=body,
+        )
+        response = self.handler(sent)
+        stream = response.stream
+        assert isinstance(stream, AsyncIterable)
+        return httpcore.Response(response.status_code, headers=response.headers.raw, content=stream)
+
+
+def client_for(handler: Callable[[httpx.Request], httpx.Response]) -> UpstreamHTTP:
+    return UpstreamHTTP(HandlerPool(handler))
 
 
 def responding(
     stream: FakeStream, status: int = 200, headers: dict[str, str] | None = None
-) -> httpx.AsyncClient:
+) -> UpstreamHTTP:
     return client_for(lambda request: httpx.Response(status, stream=stream, headers=headers))
 
 
-async def collect(client: httpx.AsyncClient, **kwargs: Any) -> list[Event]:
-    async with client:
-        return [
-            event
-            async for event in stream_chat(client, base_url=BASE_URL, payload=PAYLOAD, **kwargs)
-        ]
+async def collect(client: UpstreamHTTP, **kwargs: Any) -> list[Event]:
+    return [
+        event async for event in stream_chat(client, base_url=BASE_URL, payload=PAYLOAD, **kwargs)
+    ]
 
 
-async def failure(client: httpx.AsyncClient, **kwargs: Any) -> Failed:
+async def failure(client: UpstreamHTTP, **kwargs: Any) -> Failed:
     """The one event of a stream that fails before any output."""
     (event,) = await collect(client, **kwargs)
     assert isinstance(event, Failed)
@@ -208,9 +232,7 @@ async def test_malformed_line_is_upstream_error(bad: bytes) -> None:
     assert (failed.status, failed.code, failed.after_output) == (502, "upstream_error", False)
 
 
-def error_response(
-    status: int, body: bytes, headers: dict[str, str] | None = None
-) -> httpx.AsyncClient:
+def error_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> UpstreamHTTP:
     return responding(FakeStream([body]), status=status, headers=headers)
 
 
@@ -300,9 +322,10 @@ async def test_rate_limit_retry_after(header: str, expected: int) -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        httpx.ConnectError("refused"),
-        httpx.ConnectTimeout("slow"),
-        httpx.ReadTimeout("slow"),
+        httpcore.ConnectError("refused"),
+        httpcore.ConnectTimeout("slow"),
+        httpcore.ReadTimeout("slow"),
+        httpcore.UnsupportedProtocol("no scheme"),
     ],
 )
 async def test_transport_errors_before_output(error: Exception) -> None:
@@ -316,8 +339,8 @@ async def test_transport_errors_before_output(error: Exception) -> None:
 @pytest.mark.parametrize(
     ("error", "chunks", "after_output"),
     [
-        (httpx.RemoteProtocolError("peer closed"), ndjson(line("a")), True),
-        (httpx.ReadTimeout("stalled"), ndjson(line("")), False),
+        (httpcore.RemoteProtocolError("peer closed"), ndjson(line("a")), True),
+        (httpcore.ReadTimeout("stalled"), ndjson(line("")), False),
     ],
 )
 async def test_transport_errors_mid_stream(
@@ -335,31 +358,29 @@ async def test_transport_errors_mid_stream(
 
 async def test_closing_the_generator_closes_the_upstream_stream() -> None:
     stream = FakeStream(ndjson(line("a")), hang=True)
-    async with responding(stream) as client:
-        events = stream_chat(client, base_url=BASE_URL, payload=PAYLOAD)
-        async with contextlib.aclosing(events):
-            assert await anext(events) == Delta(content="a")
-            assert not stream.closed
-        assert stream.closed
+    events = stream_chat(responding(stream), base_url=BASE_URL, payload=PAYLOAD)
+    async with contextlib.aclosing(events):
+        assert await anext(events) == Delta(content="a")
+        assert not stream.closed
+    assert stream.closed
 
 
 async def test_task_cancellation_closes_the_upstream_stream() -> None:
     stream = FakeStream(ndjson(line("a")), hang=True)
     started = asyncio.Event()
 
-    async def consume(client: httpx.AsyncClient) -> None:
+    async def consume(client: UpstreamHTTP) -> None:
         async with contextlib.aclosing(
             stream_chat(client, base_url=BASE_URL, payload=PAYLOAD)
         ) as events:
             async for _ in events:
                 started.set()
 
-    async with responding(stream) as client:
-        task = asyncio.create_task(consume(client))
-        await asyncio.wait_for(started.wait(), 1)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    task = asyncio.create_task(consume(responding(stream)))
+    await asyncio.wait_for(started.wait(), 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert stream.closed
 
 
