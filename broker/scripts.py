@@ -304,10 +304,13 @@ ADMIT = (
     _SLIDING_WINDOW
     + _WAITING_FOR_SLOT
     + """
--- KEYS: rate window, queue, inflight, slots
--- ARGV: limit (0: none), window_ms, member, load ('backlog' | 'queued')
+-- KEYS: rate window, queue, inflight, slots, the key's cached auth entry
+-- ARGV: limit (0: none), window_ms, member, load ('backlog' | 'queued'),
+--       the auth entry the request was judged on ('' when it was read just now)
 -- The rate limit (counting this request if allowed) and the pool's load, read together:
--- returns {allowed, remaining, reset_ms, load}.
+-- returns {allowed, remaining, reset_ms, load}; {-1, 0, 0, 0} and nothing counted when
+-- the auth entry is gone or changed (a revoked key must fail on its next request).
+if ARGV[5] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[5] then return {-1, 0, 0, 0} end
 local decision = {1, 0, 0}
 if tonumber(ARGV[1]) > 0 then
   decision = sliding_window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], true)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
+from broker.auth_cache import AuthProof
 from broker.sessions import WebSession
 from portal.exceptions import AuthenticationFailed, PermissionDenied
 from portal.keys.service import Caller, authenticate, digest, refuse
@@ -28,15 +30,19 @@ async def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-async def get_caller(
-    request: Request,
-    state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Caller:
+def _api_key(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
     raw = credentials.credentials if credentials else None
-    ip = request.client.host if request.client else "-"
     if not raw:
-        refuse(ip, "-")
+        refuse(_client_ip(request), "-")
+    return raw
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
+async def resolve_caller(state: AppState, raw: str, ip: str) -> Caller:
+    """The key's caller: from the cache in Redis, else from the database (then cached)."""
     wanted = digest(raw)
     cached = await state.auth_cache.get(wanted)
     if cached is not None:
@@ -51,7 +57,48 @@ async def get_caller(
     return caller
 
 
+async def get_caller(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    return await resolve_caller(state, _api_key(request, credentials), _client_ip(request))
+
+
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+@dataclass(frozen=True)
+class ChatCaller:
+    """The caller of a chat request, possibly from the entry this process last read.
+
+    With a `proof`, the caller is unverified: the request's admission checks the entry
+    is still in Redis before it counts (`broker.admission`); `reresolve` judges afresh.
+    """
+
+    caller: Caller
+    proof: AuthProof | None
+    reresolve: Callable[[], Awaitable[Caller]]
+
+
+async def get_chat_caller(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> ChatCaller:
+    raw = _api_key(request, credentials)
+    ip = _client_ip(request)
+
+    def reresolve() -> Awaitable[Caller]:
+        return resolve_caller(state, raw, ip)
+
+    proof = state.auth_cache.last_read(digest(raw))
+    if proof is not None:
+        return ChatCaller(Caller(**json.loads(proof.payload)), proof, reresolve)
+    return ChatCaller(await reresolve(), None, reresolve)
+
+
+ChatCallerDep = Annotated[ChatCaller, Depends(get_chat_caller)]
 
 
 class CsrfRejected(PermissionDenied):

@@ -195,6 +195,11 @@ class Stack:
         with redis.Redis.from_url(self.redis_url) as client:
             auth_cache.revoke_key(client, digest)
 
+    def revoke_account(self, account_id: int) -> None:
+        """What changing an account does to the api's auth cache (see broker.auth_cache)."""
+        with redis.Redis.from_url(self.redis_url) as client:
+            auth_cache.revoke_account(client, account_id)
+
     def session(self) -> Session:
         assert self.sessions is not None
         return self.sessions()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.background import BackgroundTask
 
 from broker.admission import Admission
+from broker.auth_cache import AuthProof
 from broker.budget import BudgetDay, CloudBudget, budget_day
 from broker.concurrency import AccountSlots
 from broker.queue import JobQueue, QueueFull
@@ -73,11 +74,13 @@ class Placement:
         admissible: Admissible,
         request: Request,
         failover_header: str | None = None,
+        proof: AuthProof | None = None,
     ) -> Response:
         """Place the request if the account's rate limit lets it in (else 429).
 
-        The rate limit and the queue reading the placement starts from are one round
-        trip to Redis.
+        The check of the caller's cached entry (`proof`: `AuthEntryChanged` if it no
+        longer holds, before anything counts), the rate limit and the queue reading the
+        placement starts from are one round trip to Redis.
         """
         pool = admissible.model.pool
         overflowable = (
@@ -88,7 +91,11 @@ class Placement:
         )
         # Overflowable: how many wait for a local slot. Otherwise: how many are queued.
         decision, waiting = await self.admission.admit(
-            caller.account_id, caller.requests_per_minute, pool, backlog=overflowable
+            caller.account_id,
+            caller.requests_per_minute,
+            pool,
+            backlog=overflowable,
+            proof=proof,
         )
         ratelimit.enforce(request, decision)
         cap = self.settings.max_concurrent_per_account

@@ -1,13 +1,16 @@
-"""Admission on a real Redis: the rate limit and the pool's load in one script."""
+"""Admission on a real Redis: the cached key entry's check, the rate limit and the
+pool's load in one script."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.asyncio import Redis
 
 from broker import keys
-from broker.admission import Admission
+from broker.admission import Admission, AuthEntryChanged
+from broker.auth_cache import AuthCache
 from broker.limits import RateLimiter
 
 
@@ -66,3 +69,48 @@ async def test_unlimited_counts_nothing_and_a_refusal_still_reads_the_load(
     refused, load = await admission.admit(4, 1, "local", backlog=True)
     assert not refused.allowed and load == 2
     assert refused.headers()["x-ratelimit-remaining-requests"] == "0"
+
+
+async def test_a_proof_that_still_holds_is_admitted_and_counted(redis: Redis) -> None:
+    cache = AuthCache(redis)
+    await cache.put("d1", 5, '{"account_id": 5}')
+    proof = cache.last_read("d1")
+    assert proof is not None and proof.payload == b'{"account_id": 5}'
+    decision, _ = await Admission(redis).admit(5, 3, "local", backlog=False, proof=proof)
+    assert decision.allowed and decision.remaining == 2
+
+
+@pytest.mark.parametrize("change", ["deleted", "rewritten", "expired"])
+async def test_a_proof_whose_entry_changed_counts_nothing(redis: Redis, change: str) -> None:
+    cache = AuthCache(redis, ttl_s=1)
+    await cache.put("d2", 6, '{"account_id": 6, "requests_per_minute": 3}')
+    proof = cache.last_read("d2")
+    assert proof is not None
+    if change == "deleted":
+        await AuthCache(redis).revoke_account(6)  # another api process, say
+    elif change == "rewritten":
+        await AuthCache(redis).put("d2", 6, '{"account_id": 6, "requests_per_minute": 0}')
+    else:
+        await redis.delete(proof.key)
+    with pytest.raises(AuthEntryChanged):
+        await Admission(redis).admit(6, 3, "local", backlog=False, proof=proof)
+    assert await redis.exists(keys.rate_window(6)) == 0
+    decision, _ = await Admission(redis).admit(6, 3, "local", backlog=False)
+    assert decision.remaining == 2  # the refused attempt took no place in the window
+
+
+async def test_the_cache_remembers_what_it_last_read_and_forgets_what_is_gone(
+    redis: Redis,
+) -> None:
+    cache = AuthCache(redis)
+    assert cache.last_read("d3") is None
+    await AuthCache(redis).put("d3", 7, '{"account_id": 7}')
+    assert cache.last_read("d3") is None  # written by another process, not read here yet
+    assert await cache.get("d3") == b'{"account_id": 7}'
+    assert cache.last_read("d3") is not None
+    await AuthCache(redis).revoke_key("d3")
+    assert await cache.get("d3") is None
+    assert cache.last_read("d3") is None
+    await cache.put("d3", 7, '{"account_id": 7}')
+    await cache.revoke_key("d3")
+    assert cache.last_read("d3") is None

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from portal.exceptions import NotFound
 from portal.keys.service import delete_key
 from resayil.cli import main
-from schema.models import ApiKey, AuditEntry
+from schema.models import Account, ApiKey, AuditEntry, Plan
 from tests.stack import Stack
 
 ClientFor = Callable[..., openai.OpenAI]
@@ -51,6 +51,31 @@ def test_deleted_key_fails_on_the_very_next_request(stack: Stack, client_for: Cl
         )
     assert len(stack.wait_usage(account.account_id, 1)) == 1
     assert stack.balance(account.account_id) == 9
+
+
+def test_a_plan_change_applies_to_the_next_chat_request_of_a_remembered_key(
+    stack: Stack, client_for: ClientFor
+) -> None:
+    # The api judges a key it has seen on the entry it last read, checked in Redis at
+    # admission; a refusal judged on that copy is judged again on the current entry.
+    account = stack.new_account(plan="basic", credits=10)
+    client = client_for(account.key)
+    assert client.chat.completions.create(model="llama3.2:3b", messages=HELLO).choices
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(model="gpt-oss:20b", messages=HELLO)
+    with stack.session() as session, session.begin():
+        pro = session.scalars(select(Plan).where(Plan.code == "pro")).one()
+        session.get_one(Account, account.account_id).plan_id = pro.id
+    stack.revoke_account(account.account_id)
+    completion = client.chat.completions.create(model="gpt-oss:20b", messages=HELLO)
+    assert completion.model == "gpt-oss:20b"
+    with stack.session() as session, session.begin():
+        session.get_one(Account, account.account_id).plan_id = None
+    stack.revoke_account(account.account_id)
+    with pytest.raises(openai.APIStatusError) as caught:  # no plan any more: nothing served
+        client.chat.completions.create(model="llama3.2:3b", messages=HELLO)
+    assert caught.value.status_code == 402
+    assert stack.balance(account.account_id) == 8
 
 
 def test_keys_are_stored_only_as_digest_and_prefix(stack: Stack) -> None:
