@@ -218,6 +218,7 @@ class JobQueue:
                 job.reply_to,
                 keys.SETTLEMENTS,
                 keys.wake(job.pool),
+                keys.queue(job.pool),
             ],
             args=[
                 job.id,

@@ -51,15 +51,18 @@ return 1
 """
 
 FINISH = """
--- KEYS: inflight, job, channel, settlements, wake
+-- KEYS: inflight, job, channel, settlements, wake, queue
 -- ARGV: id, claim_token, batch, settlement, served-per-second key prefix
 if redis.call('HGET', KEYS[2], 'claim') ~= ARGV[2] then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 redis.call('XADD', KEYS[4], '*', 'settlement', ARGV[4])
 redis.call('PUBLISH', KEYS[3], ARGV[3])
-redis.call('LPUSH', KEYS[5], '1')
-redis.call('LTRIM', KEYS[5], 0, 63)
+-- The freed slot is news only to a job waiting for one (an enqueue wakes for its own).
+if redis.call('ZCARD', KEYS[6]) > 0 then
+  redis.call('LPUSH', KEYS[5], '1')
+  redis.call('LTRIM', KEYS[5], 0, 63)
+end
 -- Jobs finished per second (the observed service rate that Retry-After is computed from).
 local second = ARGV[5] .. redis.call('TIME')[1]
 redis.call('INCR', second)

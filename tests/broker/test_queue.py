@@ -280,6 +280,26 @@ async def test_a_stale_claim_can_neither_publish_nor_finish(redis: Redis) -> Non
     assert await queue.running("local") == 0
 
 
+async def test_a_finish_wakes_dispatchers_only_for_a_job_waiting_for_its_slot(
+    redis: Redis,
+) -> None:
+    queue = JobQueue(redis)
+    first, second = make_job(), make_job(enqueued_at_ms=T0 + 1)
+    await queue.enqueue(first)
+    await queue.enqueue(second)
+    running = await claim(queue, slots=1, token="a")
+    await redis.delete(keys.wake("local"))
+    # A job still waits (the slot limit held it back): the freed slot is news.
+    assert await queue.finish(running, b"{}", settlement_for(first, "ok"))
+    assert await redis.llen(keys.wake("local")) == 1
+    running = await claim(queue, slots=1, token="b")
+    assert running.job.id == second.id
+    await redis.delete(keys.wake("local"))
+    # Nothing waits: no dispatcher is woken to find an empty queue.
+    assert await queue.finish(running, b"{}", settlement_for(second, "ok"))
+    assert await redis.llen(keys.wake("local")) == 0
+
+
 async def test_extend_keeps_only_the_current_owners_lease(redis: Redis) -> None:
     queue = JobQueue(redis, QueueSettings(lease_ms=500))
     job = make_job()
