@@ -64,3 +64,18 @@ def waiting(pool: str, account_id: int) -> str:
 def slots(pool: str) -> str:
     """The pool's slot count, as the dispatchers are configured."""
     return f"{PREFIX}:slots:{pool}"
+
+
+def lease(pool: str) -> str:
+    """The lease (ms) the pool's dispatchers take on a job, as they are configured."""
+    return f"{PREFIX}:lease:{pool}"
+
+
+def listeners(pool: str) -> str:
+    """Dispatchers waiting for the pool's work, each until a time (ms): zset."""
+    return f"{PREFIX}:listeners:{pool}"
+
+
+def handoff(pool: str) -> str:
+    """Jobs claimed at their enqueue for whichever waiting dispatcher pops them first."""
+    return f"{PREFIX}:handoff:{pool}"

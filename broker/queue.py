@@ -42,6 +42,15 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class Handoff:
+    """A job claimed at its enqueue for the dispatcher that popped it. Past its lease
+    deadline the reaper may re-queue it, so it must not be started then."""
+
+    claimed: Claimed
+    lease_deadline_ms: int
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     lease_ms: int = 5_000
     max_attempts: int = 3
@@ -74,6 +83,7 @@ class JobQueue:
         return job.enqueued_at_ms - self.tier_offset(job)
 
     async def enqueue(self, job: ChatJob) -> None:
+        """Queue the job, or hand it to a waiting dispatcher when nothing waits ahead."""
         await self._enqueue(
             keys=[
                 keys.queue(job.pool),
@@ -81,6 +91,7 @@ class JobQueue:
                 keys.wake(job.pool),
                 keys.last_score(job.pool, job.account_id),
                 keys.waiting(job.pool, job.account_id),
+                *_handoff_keys(job.pool),
             ],
             args=[
                 job.id,
@@ -121,6 +132,10 @@ class JobQueue:
                 keys.slots("local"),
                 keys.waiting("local", local.account_id),
                 keys.waiting("cloud", local.account_id),
+                keys.inflight("cloud"),
+                keys.slots("cloud"),
+                *_handoff_keys("local")[2:],
+                *_handoff_keys("cloud")[2:],
             ],
             args=[
                 local.id,
@@ -159,8 +174,9 @@ class JobQueue:
         return int(await self.redis.zcard(keys.queue(pool)))
 
     async def announce_slots(self, pool: Pool, slots: int) -> None:
-        """A dispatcher says how many slots the pool has (all must agree)."""
-        await self.redis.set(keys.slots(pool), slots)
+        """A dispatcher says how many slots the pool has (all must agree), and the lease
+        it takes on a job (a job handed over at its enqueue gets that lease)."""
+        await self.redis.mset({keys.slots(pool): slots, keys.lease(pool): self.settings.lease_ms})
 
     async def running(self, pool: Pool) -> int:
         return int(await self.redis.zcard(keys.inflight(pool)))
@@ -174,20 +190,50 @@ class JobQueue:
         return claimed[0] if claimed else None
 
     async def claim_many(
-        self, pool: Pool, *, slots: int, now_ms: int, tokens: list[str]
+        self,
+        pool: Pool,
+        *,
+        slots: int,
+        now_ms: int,
+        tokens: list[str],
+        listener: str = "",
+        listening_ms: int = 0,
     ) -> list[Claimed]:
-        """Up to one job per claim token, in priority order, within the pool's slots."""
+        """Up to one job per claim token, in priority order, within the pool's slots.
+
+        A `listener` (a dispatcher's id) whose claim finds the queue empty is registered
+        for `listening_ms`: an enqueue meanwhile may hand it the job (`wait_for_work`)."""
         result: Any = await self._claim(
-            keys=[keys.queue(pool), keys.inflight(pool)],
-            args=[slots, now_ms, self.settings.lease_ms, keys.job_prefix(), *tokens],
+            keys=[keys.queue(pool), keys.inflight(pool), keys.listeners(pool)],
+            args=[
+                slots,
+                now_ms,
+                self.settings.lease_ms,
+                keys.job_prefix(),
+                listener,
+                now_ms + listening_ms,
+                *tokens,
+            ],
         )
         return [
             Claimed(ChatJob.model_validate_json(result[i + 1]), tokens[i // 3], int(result[i + 2]))
             for i in range(0, len(result), 3)
         ]
 
-    async def wait_for_work(self, pool: Pool, timeout_s: float) -> None:
-        await self.redis.blpop([keys.wake(pool)], timeout=timeout_s)
+    async def wait_for_work(self, pool: Pool, timeout_s: float) -> Handoff | None:
+        """Until a job is handed over (returned), a wake-up (None: claim) or the timeout."""
+        popped: Any = await self.redis.blpop(
+            [keys.handoff(pool), keys.wake(pool)], timeout=timeout_s
+        )
+        if popped is None or popped[0].decode() != keys.handoff(pool):
+            return None
+        token, deadline, payload = popped[1].split(b" ", 2)
+        claimed = Claimed(ChatJob.model_validate_json(payload), token.decode(), attempts=1)
+        return Handoff(claimed, lease_deadline_ms=int(deadline))
+
+    async def stop_listening(self, pool: Pool, listener: str) -> None:
+        """No more jobs handed to this dispatcher (it stops)."""
+        await self.redis.zrem(keys.listeners(pool), listener)
 
     async def extend(self, claimed: list[Claimed], *, now_ms: int) -> None:
         deadline = now_ms + self.settings.lease_ms
@@ -298,3 +344,14 @@ class JobQueue:
                 ],
             )
         )
+
+
+def _handoff_keys(pool: Pool) -> list[str]:
+    """What `_HAND_OFF` reads of a pool: inflight, slots, lease, listeners, handoff."""
+    return [
+        keys.inflight(pool),
+        keys.slots(pool),
+        keys.lease(pool),
+        keys.listeners(pool),
+        keys.handoff(pool),
+    ]

@@ -7,15 +7,22 @@ so a dispatcher that lost its lease can no longer publish or finish.
 """
 
 CLAIM_BODY = """
--- KEYS: queue, inflight   ARGV: slots, now_ms, lease_ms, job_key_prefix, claim tokens...
+-- KEYS: queue, inflight, listeners
+-- ARGV: slots, now_ms, lease_ms, job_key_prefix, listener ('' for none), listening
+--       until (ms), claim tokens...
 -- Claims up to one job per token while the pool has free slots; returns a flat list
--- {id, payload, attempts, id, payload, attempts, ...}.
+-- {id, payload, attempts, id, payload, attempts, ...}. A listener whose claim finds the
+-- queue empty is registered until the given time: an enqueue meanwhile may hand it a
+-- job directly (see _HAND_OFF).
 local claimed = {}
-local token = 5
+local token = 7
 while ARGV[token] do
   if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then break end
   local popped = redis.call('ZPOPMIN', KEYS[1])
-  if #popped == 0 then break end
+  if #popped == 0 then
+    if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], tonumber(ARGV[6]), ARGV[5]) end
+    break
+  end
   local id = popped[1]
   local job_key = ARGV[4] .. id
   local payload = redis.call('HGET', job_key, 'payload')
@@ -220,13 +227,52 @@ local function left_queue(job_key)
 end
 """
 
+_HAND_OFF = """
+-- A dispatcher waits for work (registered by its last claim, see CLAIM), the pool has a
+-- free slot and nothing queued ahead: the job is claimed here, as CLAIM would, and
+-- pushed on the pool's handoff list, which waiting dispatchers pop before their wake
+-- list. The dispatcher that pops it owns it; one round trip (its own claim) less before
+-- the upstream request. The lease is the dispatchers' announced one, so a job handed to
+-- a dispatcher that died meanwhile is re-queued by the reaper, as any expired claim.
+-- Returns true when handed off (the caller then does not queue it).
+local function hand_off(h, id, job_key, payload, score, waiting)
+  if redis.call('ZCARD', h.queue) > 0 then return false end
+  local slots = tonumber(redis.call('GET', h.slots) or '0')
+  if redis.call('ZCARD', h.inflight) >= slots then return false end
+  local lease = tonumber(redis.call('GET', h.lease) or '0')
+  if lease <= 0 then return false end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', h.listeners, '-inf', now)
+  if redis.call('ZCARD', h.listeners) == 0 then return false end
+  local token = 'handoff:' .. id
+  local deadline = now + lease
+  redis.call('HSET', job_key, 'payload', payload, 'score', score, 'waiting', waiting,
+    'claim', token, 'attempts', 1)
+  redis.call('ZADD', h.inflight, deadline, id)
+  redis.call('RPUSH', h.handoff, token .. ' ' .. deadline .. ' ' .. payload)
+  redis.call('PEXPIRE', h.handoff, lease)
+  return true
+end
+"""
+
 ENQUEUE = (
     _FAIR_SCORE
+    + _HAND_OFF
     + """
--- KEYS: queue, job, wake, account's last score, account's waiting count
+-- KEYS: queue, job, wake, account's last score, account's waiting count,
+--       inflight, slots, lease, listeners, handoff
 -- ARGV: id, payload, enqueued_ms, tier offset, share_ms, job ttl_s
-local score = fair_score(KEYS[5], KEYS[4], tonumber(ARGV[3]), tonumber(ARGV[4]),
-  tonumber(ARGV[5]))
+-- returns the job's score
+local h = {queue = KEYS[1], inflight = KEYS[6], slots = KEYS[7], lease = KEYS[8],
+  listeners = KEYS[9], handoff = KEYS[10]}
+local offset = tonumber(ARGV[4])
+local handed = hand_off(h, ARGV[1], KEYS[2], ARGV[2], tonumber(ARGV[3]) - offset, KEYS[5])
+if handed then
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
+  return tonumber(ARGV[3]) - offset
+end
+local score = fair_score(KEYS[5], KEYS[4], tonumber(ARGV[3]), offset, tonumber(ARGV[5]))
 redis.call('HSET', KEYS[2], 'payload', ARGV[2], 'score', score, 'waiting', KEYS[5])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[1], score, ARGV[1])
@@ -257,10 +303,12 @@ return waiting_for_slot(KEYS[1], KEYS[2], KEYS[3])
 ROUTE_AND_ENQUEUE = (
     _FAIR_SCORE
     + _WAITING_FOR_SLOT
+    + _HAND_OFF
     + """
 -- KEYS: local queue, cloud queue, job, budget counter, local wake, cloud wake,
 --       account's last local score, account's last cloud score, local inflight,
---       local slots, account's local waiting count, account's cloud waiting count
+--       local slots, account's local waiting count, account's cloud waiting count,
+--       cloud inflight, cloud slots, then lease, listeners, handoff of local and cloud
 -- ARGV: job id, local payload, cloud payload, enqueued_ms, tier offset, share_ms,
 --       backlog threshold, budget cap, failover allowed (1|0), job ttl_s, local queue cap
 -- Decides local or cloud, takes the budget unit and enqueues in one step, so a
@@ -287,8 +335,17 @@ end
 local wake = cloud and KEYS[6] or KEYS[5]
 local last = cloud and KEYS[8] or KEYS[7]
 local waiting = cloud and KEYS[12] or KEYS[11]
-local score = fair_score(waiting, last, tonumber(ARGV[4]), tonumber(ARGV[5]),
-  tonumber(ARGV[6]))
+local h = cloud
+  and {queue = queue, inflight = KEYS[13], slots = KEYS[14], lease = KEYS[18],
+    listeners = KEYS[19], handoff = KEYS[20]}
+  or {queue = queue, inflight = KEYS[9], slots = KEYS[10], lease = KEYS[15],
+    listeners = KEYS[16], handoff = KEYS[17]}
+local offset = tonumber(ARGV[5])
+if hand_off(h, ARGV[1], KEYS[3], payload, tonumber(ARGV[4]) - offset, waiting) then
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[10]))
+  return {pool, count, backlog}
+end
+local score = fair_score(waiting, last, tonumber(ARGV[4]), offset, tonumber(ARGV[6]))
 redis.call('HSET', KEYS[3], 'payload', payload, 'score', score, 'waiting', waiting)
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[10]))
 redis.call('ZADD', queue, score, ARGV[1])

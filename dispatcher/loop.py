@@ -32,6 +32,10 @@ POOLS: tuple[Pool, ...] = ("local", "cloud")
 # Enough for a started job to reach its upstream request: task start, translation,
 # the connection pool, the request write.
 TURNS_FOR_NEW_JOBS = 8
+# How long an idle poller waits on its wake-up list before it claims again, and how long
+# its empty claim registers it as waiting (jobs enqueued meanwhile are handed to it).
+WAIT_S = 0.25
+LISTENING_MS = 500
 
 
 class Dispatcher:
@@ -96,6 +100,7 @@ class Dispatcher:
             pools = [asyncio.create_task(self._poll(pool, client)) for pool in POOLS]
             await self.stopping.wait()
             await asyncio.gather(*pools, return_exceptions=True)
+            await self._stop_listening()
             await self._drain()
             await _cancel_until_done(helpers)
             # The settler finishes its current batch and stops; then what the drained jobs
@@ -113,34 +118,56 @@ class Dispatcher:
             running[1].set()
 
     async def _poll(self, pool: Pool, client: UpstreamHTTP) -> None:
+        listening_until = 0  # when this poller's registration as waiting runs out
+        claim_first = True
         while not self.stopping.is_set():
             if self._local_count(pool) >= self.slots(pool):
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
+                claim_first = True
                 continue
             free = self.slots(pool) - self._local_count(pool)
             try:
-                claimed = await self.queue.claim_many(
-                    pool,
-                    slots=self.slots(pool),
-                    now_ms=now_ms(),
-                    tokens=[self._token() for _ in range(free)],
-                )
-                for job in claimed:
-                    self._start(job, client)
-                # Scheduler turns for the jobs just started, so their upstream requests
-                # go out before this loop's next Redis command competes with them
-                # (time to first token). Turns, not a wait: nothing here sleeps.
-                for _ in range(TURNS_FOR_NEW_JOBS):
-                    await asyncio.sleep(0)
-                if len(claimed) < free:
-                    # The queue is empty: asking again at once would only find it so
-                    # (an enqueue meanwhile leaves a wake-up, and this returns at once).
-                    await self.queue.wait_for_work(pool, timeout_s=0.25)
+                if claim_first:
+                    listening_until = now_ms() + LISTENING_MS
+                    claimed = await self.queue.claim_many(
+                        pool,
+                        slots=self.slots(pool),
+                        now_ms=now_ms(),
+                        tokens=[self._token() for _ in range(free)],
+                        listener=self.id,
+                        listening_ms=LISTENING_MS,
+                    )
+                    await self._start_all(claimed, client)
+                    if len(claimed) == free:
+                        continue
+                # The queue is empty: asking again at once would only find it so. An
+                # enqueue meanwhile hands its job over, or leaves a wake-up.
+                handed = await self.queue.wait_for_work(pool, timeout_s=WAIT_S)
+                # Woken (a job was queued) or timed out: claim. Handed a job: wait for
+                # the next at once, while still registered as waiting.
+                claim_first = handed is None or now_ms() + WAIT_S * 1000 > listening_until
+                # One left by a dispatcher that stopped may be near its lease's end;
+                # the reaper re-queues it rather than have it run twice.
+                if handed is not None and handed.lease_deadline_ms - now_ms() > (
+                    self.settings.lease_ms // 2
+                ):
+                    await self._start_all([handed.claimed], client)
             except Exception:
                 # Nothing may end this loop but a stop: a dead poller claims nothing again.
                 log.exception("claiming from %s failed; retrying", pool)
+                claim_first = True
                 await asyncio.sleep(0.5)
+
+    async def _start_all(self, claimed: list[Claimed], client: UpstreamHTTP) -> None:
+        for job in claimed:
+            self._start(job, client)
+        # Scheduler turns for the jobs just started, so their upstream requests go out
+        # before this loop's next Redis command competes with them (time to first
+        # token). Turns, not a wait: nothing here sleeps.
+        if claimed:
+            for _ in range(TURNS_FOR_NEW_JOBS):
+                await asyncio.sleep(0)
 
     def _token(self) -> str:
         self._claims += 1
@@ -194,6 +221,13 @@ class Dispatcher:
                         log.warning("reaped job %s from a lost dispatcher: %s", job_id, outcome)
                 except Exception:
                     log.exception("reaping %s failed", pool)
+
+    async def _stop_listening(self) -> None:
+        """No more jobs handed to this dispatcher. One handed over just before is in a
+        pool's handoff list for another dispatcher, or re-queued once its lease ends."""
+        with contextlib.suppress(Exception):
+            for pool in POOLS:
+                await self.queue.stop_listening(pool, self.id)
 
     async def _drain(self) -> None:
         if not self._tasks:

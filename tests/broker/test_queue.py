@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from broker import keys
+from broker.budget import CloudBudget
 from broker.connection import make_redis
 from broker.queue import Claimed, JobQueue, QueueSettings
 from broker.settlements import SettlementStream
@@ -313,6 +315,105 @@ async def test_extend_keeps_only_the_current_owners_lease(redis: Redis) -> None:
     assert await queue.expired("local", now_ms=T0 + 1_400) == [job.id]
     await queue.extend([current], now_ms=T0 + 1_000)
     assert await queue.expired("local", now_ms=T0 + 1_400) == []
+
+
+# -- handoff to a waiting dispatcher ----------------------------------------------------
+
+
+async def listen(queue: JobQueue, listener: str = "d1", *, listening_ms: int = 60_000) -> None:
+    """A dispatcher's claim that finds the queue empty and registers it as waiting."""
+    now = int(time.time() * 1000)
+    assert (
+        await queue.claim_many(
+            "local", slots=4, now_ms=now, tokens=["x"], listener=listener, listening_ms=listening_ms
+        )
+        == []
+    )
+
+
+async def test_an_enqueue_hands_its_job_to_a_waiting_dispatcher(redis: Redis) -> None:
+    queue = JobQueue(redis, QueueSettings(lease_ms=5_000))
+    await queue.announce_slots("local", 2)
+    await listen(queue)
+    job = make_job(reply_to=keys.replies("api-1"))
+    before = int(time.time() * 1000)
+    await queue.enqueue(job)
+    # Claimed at the enqueue: not queued, running, no wake-up for a claim of its own.
+    assert (await queue.queued("local"), await queue.running("local")) == (0, 1)
+    assert await redis.llen(keys.wake("local")) == 0
+    handed = await queue.wait_for_work("local", timeout_s=0.1)
+    assert handed is not None
+    assert handed.claimed.job == job and handed.claimed.attempts == 1
+    assert before + 5_000 <= handed.lease_deadline_ms <= int(time.time() * 1000) + 5_000
+    # The dispatcher that popped it owns it: it publishes and finishes as after a claim.
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe(job.reply_to)
+        assert await queue.publish_output(handed.claimed, encode_events([Delta(content="hi")]))
+        assert await queue.finish(handed.claimed, b"{}", settlement_for(job, "ok"))
+    assert await queue.running("local") == 0
+    assert [s.status for s in await settlements_in_stream(redis)] == ["ok"]
+
+
+async def test_a_routed_enqueue_hands_over_too(redis: Redis) -> None:
+    queue = JobQueue(redis)
+    await CloudBudget(redis, no_cloud_used_yet).restore("2026-11-25")
+    await queue.announce_slots("local", 2)
+    await listen(queue)
+    local = make_job()
+    cloud = local.model_copy(update={"pool": "cloud", "budget_day": "2026-11-25"})
+    placed = await queue.enqueue_routed(
+        local, cloud, backlog_threshold=5, budget_cap=10, failover_allowed=True
+    )
+    assert placed is not None and placed[0].pool == "local"
+    handed = await queue.wait_for_work("local", timeout_s=0.1)
+    assert handed is not None and handed.claimed.job.id == local.id
+
+
+async def no_cloud_used_yet(day: str) -> int:
+    return 0
+
+
+@pytest.mark.parametrize(
+    "situation", ["nobody waits", "registration ran out", "stopped", "job ahead", "no slot"]
+)
+async def test_the_job_is_queued_when_no_dispatcher_can_take_it_now(
+    redis: Redis, situation: str
+) -> None:
+    queue = JobQueue(redis)
+    await queue.announce_slots("local", 1)
+    if situation != "nobody waits":
+        await listen(queue, listening_ms=-1 if situation == "registration ran out" else 60_000)
+    if situation == "stopped":
+        await queue.stop_listening("local", "d1")
+    if situation == "job ahead":
+        await redis.zadd(keys.queue("local"), {"ahead": 0})
+    if situation == "no slot":
+        await redis.zadd(keys.inflight("local"), {"running": T0})
+    job = make_job()
+    await queue.enqueue(job)
+    assert await redis.zscore(keys.queue("local"), job.id) is not None
+    assert await redis.llen(keys.wake("local")) == 1
+    assert await queue.wait_for_work("local", timeout_s=0.05) is None  # woken: claim
+
+
+async def test_a_job_handed_to_a_dispatcher_that_died_is_requeued_by_the_reaper(
+    redis: Redis,
+) -> None:
+    queue = JobQueue(redis, QueueSettings(lease_ms=500))
+    await queue.announce_slots("local", 2)
+    await listen(queue)
+    job = make_job()
+    await queue.enqueue(job)  # handed over; nobody pops it
+    handed_deadline = int(time.time() * 1000) + 500
+    assert await queue.expired("local", now_ms=handed_deadline + 10) == [job.id]
+    assert await queue.reap("local", job.id, now_ms=handed_deadline + 10) == 1
+    again = await claim(queue, now_ms=handed_deadline + 20, token="t2")
+    assert again.job.id == job.id and again.attempts == 2
+    # The stale handover can neither publish nor finish.
+    stale = await queue.wait_for_work("local", timeout_s=0.1)
+    assert stale is not None and stale.lease_deadline_ms <= handed_deadline + 10
+    assert await queue.publish_output(stale.claimed, encode_events([Delta(content="x")])) == 0
+    assert not await queue.finish(stale.claimed, b"{}", settlement_for(job, "ok"))
 
 
 # -- event hub -------------------------------------------------------------------------
