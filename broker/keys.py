@@ -13,6 +13,11 @@ def job(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
+def held(job_id: str) -> str:
+    """The output of a job whose credits are not reserved yet (see scripts.RELEASE)."""
+    return f"{PREFIX}:held:{job_id}"
+
+
 def job_prefix() -> str:
     return f"{PREFIX}:job:"
 

@@ -74,6 +74,8 @@ class JobQueue:
         self._route = redis.register_script(scripts.ROUTE_AND_ENQUEUE)
         self._expire_waiting = redis.register_script(scripts.EXPIRE_WAITING)
         self._backlog = redis.register_script(scripts.BACKLOG)
+        self._release = redis.register_script(scripts.RELEASE)
+        self._refuse = redis.register_script(scripts.REFUSE)
 
     def tier_offset(self, job: ChatJob) -> int:
         return job.tier * self.settings.tier_head_start_ms
@@ -82,8 +84,10 @@ class JobQueue:
         """The score of an account's first waiting job (later ones start later)."""
         return job.enqueued_at_ms - self.tier_offset(job)
 
-    async def enqueue(self, job: ChatJob) -> None:
-        """Queue the job, or hand it to a waiting dispatcher when nothing waits ahead."""
+    async def enqueue(self, job: ChatJob, *, unpaid: bool = False) -> None:
+        """Queue the job, or hand it to a waiting dispatcher when nothing waits ahead.
+
+        `unpaid`: its credits are being reserved; until `release` its output is held."""
         await self._enqueue(
             keys=[
                 keys.queue(job.pool),
@@ -100,7 +104,24 @@ class JobQueue:
                 self.tier_offset(job),
                 self.settings.fair_share_ms,
                 self.settings.job_ttl_s,
+                "1" if unpaid else "0",
             ],
+        )
+
+    async def release(self, job: ChatJob) -> bool:
+        """The unpaid job's credits are reserved: deliver what it held, and all that
+        follows. False when the job is gone."""
+        released = await self._release(
+            keys=[keys.job(job.id), keys.held(job.id), job.reply_to, keys.SETTLEMENTS]
+        )
+        return bool(released)
+
+    async def refuse(self, job: ChatJob) -> None:
+        """The unpaid job's credits could not be reserved: drop it, delivering and
+        settling nothing (a dispatcher running it is told to stop)."""
+        await self._refuse(
+            keys=[keys.queue(job.pool), keys.job(job.id), keys.held(job.id), keys.CANCELS],
+            args=[job.id],
         )
 
     async def enqueue_routed(
@@ -112,6 +133,7 @@ class JobQueue:
         budget_cap: int,
         failover_allowed: bool,
         max_local_queued: int = 1_000_000,
+        unpaid: bool = False,
     ) -> tuple[ChatJob, int] | None:
         """Enqueue `cloud` if the local backlog is above the threshold and the budget has
         room (taking a unit), else `local`. Returns the job enqueued and the budget count
@@ -149,6 +171,7 @@ class JobQueue:
                 "1" if failover_allowed else "0",
                 self.settings.job_ttl_s,
                 max_local_queued,
+                "1" if unpaid else "0",
             ],
         )
         pool, count = result[0].decode(), int(result[1])
@@ -250,12 +273,14 @@ class JobQueue:
         """1 published, 0 the lease was lost, 2 the client cancelled."""
         return int(
             await self._publish(
-                keys=[keys.job(claimed.job.id), claimed.job.reply_to],
+                keys=[keys.job(claimed.job.id), claimed.job.reply_to, keys.held(claimed.job.id)],
                 args=[claimed.claim_token, frame_events(claimed.job.id, batch)],
             )
         )
 
     async def finish(self, claimed: Claimed, batch: bytes, settlement: Settlement) -> bool:
+        """True when finished; False when the lease was lost or the job was refused
+        (its credits were never reserved: nothing is settled)."""
         job = claimed.job
         done = await self._finish(
             keys=[
@@ -265,6 +290,7 @@ class JobQueue:
                 keys.SETTLEMENTS,
                 keys.wake(job.pool),
                 keys.queue(job.pool),
+                keys.held(job.id),
             ],
             args=[
                 job.id,
@@ -334,6 +360,7 @@ class JobQueue:
                     job.reply_to,
                     keys.SETTLEMENTS,
                     keys.wake(pool),
+                    keys.held(job_id),
                 ],
                 args=[
                     job_id,

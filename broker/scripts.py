@@ -4,6 +4,33 @@ A job lives in a hash (payload, score, claim, sent, cancelled, attempts) while i
 waiting (member of the pool's queue zset) or running (member of the pool's inflight
 zset, scored by its lease deadline). The claim token says which dispatcher owns it,
 so a dispatcher that lost its lease can no longer publish or finish.
+
+A job may be enqueued `unpaid`: its api process reserves the credits while it starts.
+Until RELEASE (the reservation committed) its output and its settlement are held in
+Redis, never delivered; REFUSE (the reservation failed) drops it, with nothing to
+settle. So the reservation is off the way to the first token, and nobody is served or
+refunded for credits that were never reserved.
+"""
+
+_HOLD = """
+-- While its job is unpaid, output waits in the job's held list (delivered by RELEASE).
+local function hold(job_key, held_key, batch)
+  redis.call('RPUSH', held_key, batch)
+  redis.call('EXPIRE', held_key, math.max(1, redis.call('TTL', job_key)))
+end
+-- A job that ends while unpaid keeps its hash (no claim) with the settlement to write
+-- once paid; a refused one ends with nothing to settle.
+local function end_unpaid(job_key, held_key, batch, settlement)
+  if redis.call('HGET', job_key, 'refused') == '1' then
+    redis.call('DEL', job_key, held_key)
+    return true
+  end
+  if redis.call('HGET', job_key, 'unpaid') ~= '1' then return false end
+  hold(job_key, held_key, batch)
+  redis.call('HSET', job_key, 'settlement', settlement)
+  redis.call('HDEL', job_key, 'claim')
+  return true
+end
 """
 
 CLAIM_BODY = """
@@ -47,24 +74,71 @@ redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[3]), ARGV[1])
 return 1
 """
 
-PUBLISH_OUTPUT = """
--- KEYS: job, channel   ARGV: claim_token, batch
--- returns 1 published, 0 lease lost, 2 cancelled by the client
+PUBLISH_OUTPUT_BODY = """
+-- KEYS: job, channel, held   ARGV: claim_token, batch
+-- returns 1 published (or held until paid), 0 lease lost, 2 cancelled (or refused)
 if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'cancelled') == '1' then return 2 end
 redis.call('HSET', KEYS[1], 'sent', '1')
+if redis.call('HGET', KEYS[1], 'unpaid') == '1' then
+  hold(KEYS[1], KEYS[3], ARGV[2])
+  return 1
+end
 redis.call('PUBLISH', KEYS[2], ARGV[2])
 return 1
 """
 
-FINISH = """
--- KEYS: inflight, job, channel, settlements, wake, queue
--- ARGV: id, claim_token, batch, settlement, served-per-second key prefix
-if redis.call('HGET', KEYS[2], 'claim') ~= ARGV[2] then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
+RELEASE = """
+-- KEYS: job, held, channel, settlements
+-- The job's credits are reserved: what it held goes out, in order, and from now on its
+-- output is published as it comes. Returns 0 when the job is gone (its hash expired).
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[1], 'unpaid')
+for _, batch in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  redis.call('PUBLISH', KEYS[3], batch)
+end
 redis.call('DEL', KEYS[2])
-redis.call('XADD', KEYS[4], '*', 'settlement', ARGV[4])
-redis.call('PUBLISH', KEYS[3], ARGV[3])
+local settlement = redis.call('HGET', KEYS[1], 'settlement')
+if settlement then
+  redis.call('XADD', KEYS[4], '*', 'settlement', settlement)
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"""
+
+REFUSE_BODY = """
+-- KEYS: queue, job, held, cancels   ARGV: id
+-- The job's credits could not be reserved: it is dropped with nothing delivered or
+-- settled. Returns 1 dropped (waiting, or ended already), 2 its dispatcher is told to
+-- stop (it ends it with nothing to settle), 0 gone.
+redis.call('DEL', KEYS[3])
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  left_queue(KEYS[2])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], 'settlement') == 1 then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+redis.call('HSET', KEYS[2], 'refused', '1', 'cancelled', '1')
+redis.call('PUBLISH', KEYS[4], ARGV[1])
+return 2
+"""
+
+FINISH_BODY = """
+-- KEYS: inflight, job, channel, settlements, wake, queue, held
+-- ARGV: id, claim_token, batch, settlement, served-per-second key prefix
+-- returns 1 finished, 0 the lease was lost or the job was refused (nothing to settle)
+if redis.call('HGET', KEYS[2], 'claim') ~= ARGV[2] then return 0 end
+local refused = redis.call('HGET', KEYS[2], 'refused') == '1'
+redis.call('ZREM', KEYS[1], ARGV[1])
+if not end_unpaid(KEYS[2], KEYS[7], ARGV[3], ARGV[4]) then
+  redis.call('DEL', KEYS[2])
+  redis.call('XADD', KEYS[4], '*', 'settlement', ARGV[4])
+  redis.call('PUBLISH', KEYS[3], ARGV[3])
+end
 -- The freed slot is news only to a job waiting for one (an enqueue wakes for its own).
 if redis.call('ZCARD', KEYS[6]) > 0 then
   redis.call('LPUSH', KEYS[5], '1')
@@ -74,6 +148,7 @@ end
 local second = ARGV[5] .. redis.call('TIME')[1]
 redis.call('INCR', second)
 redis.call('EXPIRE', second, 120)
+if refused then return 0 end
 return 1
 """
 
@@ -116,8 +191,8 @@ end
 return 0
 """
 
-REAP = """
--- KEYS: inflight, queue, job, channel, settlements, wake
+REAP_BODY = """
+-- KEYS: inflight, queue, job, channel, settlements, wake, held
 -- ARGV: id, now_ms, failed_batch, settlement, max_attempts
 -- returns 0 not expired, 1 re-queued, 2 failed and settled
 local deadline = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -128,9 +203,11 @@ local sent = redis.call('HGET', KEYS[3], 'sent') == '1'
 local cancelled = redis.call('HGET', KEYS[3], 'cancelled') == '1'
 local attempts = tonumber(redis.call('HGET', KEYS[3], 'attempts') or '0')
 if sent or cancelled or attempts >= tonumber(ARGV[5]) then
-  redis.call('DEL', KEYS[3])
-  redis.call('XADD', KEYS[5], '*', 'settlement', ARGV[4])
-  redis.call('PUBLISH', KEYS[4], ARGV[3])
+  if not end_unpaid(KEYS[3], KEYS[7], ARGV[3], ARGV[4]) then
+    redis.call('DEL', KEYS[3])
+    redis.call('XADD', KEYS[5], '*', 'settlement', ARGV[4])
+    redis.call('PUBLISH', KEYS[4], ARGV[3])
+  end
   return 2
 end
 redis.call('HDEL', KEYS[3], 'claim')
@@ -262,8 +339,9 @@ ENQUEUE = (
     + """
 -- KEYS: queue, job, wake, account's last score, account's waiting count,
 --       inflight, slots, lease, listeners, handoff
--- ARGV: id, payload, enqueued_ms, tier offset, share_ms, job ttl_s
+-- ARGV: id, payload, enqueued_ms, tier offset, share_ms, job ttl_s, unpaid (1|0)
 -- returns the job's score
+if ARGV[7] == '1' then redis.call('HSET', KEYS[2], 'unpaid', '1') end
 local h = {queue = KEYS[1], inflight = KEYS[6], slots = KEYS[7], lease = KEYS[8],
   listeners = KEYS[9], handoff = KEYS[10]}
 local offset = tonumber(ARGV[4])
@@ -310,7 +388,8 @@ ROUTE_AND_ENQUEUE = (
 --       local slots, account's local waiting count, account's cloud waiting count,
 --       cloud inflight, cloud slots, then lease, listeners, handoff of local and cloud
 -- ARGV: job id, local payload, cloud payload, enqueued_ms, tier offset, share_ms,
---       backlog threshold, budget cap, failover allowed (1|0), job ttl_s, local queue cap
+--       backlog threshold, budget cap, failover allowed (1|0), job ttl_s, local queue cap,
+--       unpaid (1|0)
 -- Decides local or cloud, takes the budget unit and enqueues in one step, so a
 -- burst can overshoot neither the backlog threshold nor the cap.
 -- returns {pool, budget count or 0, backlog}; pool 'restore' when the counter is missing,
@@ -332,6 +411,7 @@ local queue = cloud and KEYS[2] or KEYS[1]
 if not cloud and redis.call('ZCARD', queue) >= tonumber(ARGV[11]) then
   return {'full', 0, backlog}
 end
+if ARGV[12] == '1' then redis.call('HSET', KEYS[3], 'unpaid', '1') end
 local wake = cloud and KEYS[6] or KEYS[5]
 local last = cloud and KEYS[8] or KEYS[7]
 local waiting = cloud and KEYS[12] or KEYS[11]
@@ -359,6 +439,10 @@ return {pool, count, backlog}
 CLAIM = _LEFT_QUEUE + CLAIM_BODY
 CANCEL = _LEFT_QUEUE + CANCEL_BODY
 EXPIRE_WAITING = _LEFT_QUEUE + EXPIRE_WAITING_BODY
+REFUSE = _LEFT_QUEUE + REFUSE_BODY
+PUBLISH_OUTPUT = _HOLD + PUBLISH_OUTPUT_BODY
+FINISH = _HOLD + FINISH_BODY
+REAP = _HOLD + REAP_BODY
 
 ADMIT = (
     _SLIDING_WINDOW

@@ -5,10 +5,15 @@ pool is backed up may overflow to its cloud fallback: the decision, the budget u
 the enqueue are one atomic step in Redis (`JobQueue.enqueue_routed`). Such a request is
 reserved at the cloud price when the backlog is near the threshold (and refunded the
 difference when it is served locally after all), so it can pay for either.
+
+A request that stays local is enqueued unpaid and its credits are reserved while a
+dispatcher starts it: its output is held in Redis until the reservation commits
+(`JobQueue.release`), or dropped unseen if it fails (`JobQueue.refuse`, then 402).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
 from datetime import UTC, datetime
@@ -25,10 +30,10 @@ from broker.budget import BudgetDay, CloudBudget, budget_day
 from broker.concurrency import AccountSlots
 from broker.queue import JobQueue, QueueFull
 from portal import ratelimit
-from portal.chat.relay import ChatRelay
-from portal.chat.service import Admissible, cloud_variant, reserve
+from portal.chat.relay import ChatRelay, Enqueue, NothingReserved, queue_unavailable
+from portal.chat.service import Admissible, cloud_variant, new_job, reserve_credits
 from portal.config import PortalSettings
-from portal.exceptions import PaymentRequired, RateLimited, ServiceUnavailable
+from portal.exceptions import GatewayError, PaymentRequired, RateLimited, ServiceUnavailable
 from portal.keys.service import Caller
 from schema import cloud_budget
 from schema.messages import ChatJob, Pool
@@ -134,8 +139,13 @@ class Placement:
             raise await self._full(pool, waiting)
         if pool == "cloud":
             return await self._cloud(caller, body, admissible, request)
-        job = await self._reserve(caller, body, admissible)
-        return await self.relay.respond(job, request)
+        job = self._new_job(caller, body, admissible)
+
+        async def enqueue_unpaid() -> ChatJob:
+            await self.queue.enqueue(job, unpaid=True)
+            return job
+
+        return await self.relay.respond(job, request, self._paid_while_placed(job, enqueue_unpaid))
 
     async def _full(self, pool: Pool, waiting: int) -> ServiceUnavailable:
         """The pool's queue is at its cap: when to come back, from the observed service rate."""
@@ -184,8 +194,12 @@ class Placement:
             except PaymentRequired:
                 job = None  # cannot pay for the cloud: wait locally
         can_overflow = job is not None or admissible.fallback_price <= admissible.price
+        # Local for sure (it cannot overflow): reserved while it starts, as any local job.
+        unpaid = job is None and not can_overflow
         if job is None:
-            job = await self._reserve(caller, body, admissible)
+            job = self._new_job(caller, body, admissible)
+            if not unpaid:
+                await self._reserve_credits(job)
         day = self.today()
         cloud = cloud_variant(job, admissible.fallback, admissible.fallback_price, day.day)
 
@@ -199,6 +213,7 @@ class Placement:
                         budget_cap=self.settings.cloud_daily_cap,
                         failover_allowed=can_overflow,
                         max_local_queued=self.settings.max_queued_jobs,
+                        unpaid=unpaid,
                     )
                 except QueueFull:
                     raise await self._full("local", await self.queue.queued("local")) from None
@@ -211,7 +226,39 @@ class Placement:
                 return chosen
             raise RuntimeError("the cloud budget counter could not be restored")
 
+        if unpaid:
+            return await self.relay.respond(job, request, self._paid_while_placed(job, enqueue))
         return await self.relay.respond(job, request, enqueue)
+
+    def _paid_while_placed(self, job: ChatJob, enqueue_unpaid: Enqueue) -> Enqueue:
+        """Enqueue the job unpaid, reserve its credits meanwhile, then release it; a
+        request refused before its credits are reserved has nothing to settle."""
+
+        async def enqueue() -> ChatJob:
+            try:
+                placed = await enqueue_unpaid()
+            except GatewayError as error:
+                raise NothingReserved(error) from error
+            except Exception as error:
+                raise NothingReserved(queue_unavailable()) from error
+            try:
+                await self._reserve_credits(placed)
+            except GatewayError as error:
+                with contextlib.suppress(Exception):  # if Redis fails too, it is never paid
+                    await self.queue.refuse(placed)
+                raise NothingReserved(error) from error
+            if not await self.queue.release(placed):
+                raise RuntimeError(f"job {placed.id} vanished before its release")
+            return placed
+
+        return enqueue
+
+    def _new_job(
+        self, caller: Caller, body: ChatCompletionRequest, admissible: Admissible
+    ) -> ChatJob:
+        return new_job(
+            caller=caller, request=body, admissible=admissible, reply_to=self.relay.hub.channel
+        )
 
     async def _reserve(
         self,
@@ -220,15 +267,19 @@ class Placement:
         admissible: Admissible,
         price: int | None = None,
     ) -> ChatJob:
-        return await reserve(
-            reservations=self.reservations,
-            settings=self.settings,
+        """A job whose credits are reserved before it is enqueued."""
+        job = new_job(
             caller=caller,
             request=body,
             admissible=admissible,
             reply_to=self.relay.hub.channel,
             price=price,
         )
+        await self._reserve_credits(job)
+        return job
+
+    async def _reserve_credits(self, job: ChatJob) -> None:
+        await reserve_credits(reservations=self.reservations, settings=self.settings, job=job)
 
     async def _record_take(self, day: str, count: int) -> None:
         cap = self.settings.cloud_daily_cap

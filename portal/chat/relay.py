@@ -37,6 +37,23 @@ Enqueue = Callable[[], Awaitable[ChatJob]]
 DISCONNECT_POLL_S = 0.25
 
 
+class NothingReserved(Exception):
+    """An enqueue refused before the job's credits were reserved: the request fails
+    with `error` and has nothing to settle."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def queue_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The request queue is unavailable; please retry shortly.",
+        code="queue_unavailable",
+        headers={"retry-after": "5"},
+    )
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -84,6 +101,9 @@ class ChatRelay:
         try:
             events = stack.enter_context(self.hub.listen(job.id))
             job = await enqueue() if enqueue else await self._enqueue(job)
+        except NothingReserved as refused:  # nothing reserved: nothing to settle
+            await stack.aclose()
+            raise refused.error from refused.__cause__
         except GatewayError as error:  # refused at the enqueue itself (a full queue)
             await stack.aclose()
             await self.settle_now(self._unserved(job, code=error.code))
@@ -91,11 +111,7 @@ class ChatRelay:
         except Exception as error:
             await stack.aclose()
             await self.settle_now(self._unserved(job, code="queue_unavailable"))
-            raise ServiceUnavailable(
-                "The request queue is unavailable; please retry shortly.",
-                code="queue_unavailable",
-                headers={"retry-after": "5"},
-            ) from error
+            raise queue_unavailable() from error
         if job.request.stream:
             return await self._stream(job, events, stack)
         async with stack:

@@ -69,22 +69,31 @@ def check(
     )
 
 
-async def reserve(
+def new_job(
     *,
-    reservations: CreditReservations,
-    settings: PortalSettings,
     caller: Caller,
     request: ChatCompletionRequest,
     admissible: Admissible,
     reply_to: str,
     price: int | None = None,
 ) -> ChatJob:
-    """Take the credits (`price`, default the model's); returns the job to enqueue,
-    whose events go to `reply_to`."""
-    job_id = uuid.uuid4().hex
+    """The job to enqueue, reserving `price` credits (default the model's) and charging
+    the model's price; its events go to `reply_to`."""
     reserved = admissible.price if price is None else price
+    job = _job(uuid.uuid4().hex, caller, admissible.model, request, reserved, reply_to)
+    if reserved != admissible.price:
+        job = job.model_copy(update={"credits_price": admissible.price})
+    return job
+
+
+async def reserve_credits(
+    *, reservations: CreditReservations, settings: PortalSettings, job: ChatJob
+) -> None:
+    """Take the job's `credits_reserved` from its account (402 when it lacks them)."""
     try:
-        await reservations.reserve(account_id=caller.account_id, request_id=job_id, price=reserved)
+        await reservations.reserve(
+            account_id=job.account_id, request_id=job.id, price=job.credits_reserved
+        )
     except ledger.InsufficientCredits as error:
         raise PaymentRequired(
             f"You have {error.balance} credits left and this request costs {error.price}. "
@@ -98,10 +107,6 @@ async def reserve(
             code="database_unavailable",
             headers={"retry-after": "5"},
         ) from error
-    job = _job(job_id, caller, admissible.model, request, reserved, reply_to)
-    if reserved != admissible.price:
-        job = job.model_copy(update={"credits_price": admissible.price})
-    return job
 
 
 def cloud_variant(job: ChatJob, fallback: ModelInfo, price: int, budget_day: str) -> ChatJob:

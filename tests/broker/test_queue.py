@@ -416,6 +416,149 @@ async def test_a_job_handed_to_a_dispatcher_that_died_is_requeued_by_the_reaper(
     assert not await queue.finish(stale.claimed, b"{}", settlement_for(job, "ok"))
 
 
+# -- unpaid jobs: output held until the credits are reserved -----------------------------
+
+
+class Channel:
+    """What is published on a job's reply channel, and on the cancels channel."""
+
+    def __init__(self, redis: Redis, job: ChatJob) -> None:
+        self.pubsub = redis.pubsub()
+        self.job = job
+
+    async def __aenter__(self) -> Channel:
+        await self.pubsub.subscribe(self.job.reply_to, keys.CANCELS)
+        for _ in range(2):  # the subscribe confirmations
+            confirmation = await self.pubsub.get_message(timeout=1)
+            assert confirmation is not None and confirmation["type"] == "subscribe"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.pubsub.aclose()
+
+    async def received(self) -> list[bytes]:
+        messages = []
+        while (m := await self.pubsub.get_message(timeout=0.05)) is not None:
+            messages.append(m["data"])
+        return messages
+
+
+DONE = Done(finish_reason="stop", prompt_tokens=3, completion_tokens=1)
+
+
+def frame(job: ChatJob, *events: Delta | Done | Failed) -> bytes:
+    return frame_events(job.id, encode_events(list(events)))
+
+
+async def test_an_unpaid_jobs_output_waits_for_its_release(redis: Redis) -> None:
+    queue = JobQueue(redis)
+    job = make_job(reply_to=keys.replies("api-1"))
+    await queue.enqueue(job, unpaid=True)
+    running = await claim(queue)
+    async with Channel(redis, job) as channel:
+        assert await queue.publish_output(running, encode_events([Delta(content="a")])) == 1
+        assert await channel.received() == []
+        assert await queue.release(job)
+        assert await channel.received() == [frame(job, Delta(content="a"))]
+        # Paid: what follows goes out as it comes.
+        assert await queue.publish_output(running, encode_events([Delta(content="b")])) == 1
+        assert await channel.received() == [frame(job, Delta(content="b"))]
+        assert await queue.finish(running, encode_events([DONE]), settlement_for(job, "ok"))
+        assert await channel.received() == [frame(job, DONE)]
+    assert [s.status for s in await settlements_in_stream(redis)] == ["ok"]
+
+
+async def test_an_unpaid_job_handed_to_a_dispatcher_holds_its_output_too(redis: Redis) -> None:
+    queue = JobQueue(redis)
+    await queue.announce_slots("local", 2)
+    await listen(queue)
+    job = make_job(reply_to=keys.replies("api-1"))
+    await queue.enqueue(job, unpaid=True)
+    handed = await queue.wait_for_work("local", timeout_s=0.1)
+    assert handed is not None
+    async with Channel(redis, job) as channel:
+        assert await queue.publish_output(handed.claimed, encode_events([Delta(content="a")]))
+        assert await channel.received() == []
+        assert await queue.release(job)
+        assert await channel.received() == [frame(job, Delta(content="a"))]
+
+
+async def test_a_job_that_ends_unpaid_is_delivered_and_settled_at_its_release(
+    redis: Redis,
+) -> None:
+    queue = JobQueue(redis)
+    job = make_job(reply_to=keys.replies("api-1"))
+    await queue.enqueue(job, unpaid=True)
+    running = await claim(queue)
+    async with Channel(redis, job) as channel:
+        await queue.publish_output(running, encode_events([Delta(content="a")]))
+        assert await queue.finish(running, encode_events([DONE]), settlement_for(job, "ok"))
+        assert await queue.running("local") == 0  # the slot is free at once
+        assert await channel.received() == []
+        assert await settlements_in_stream(redis) == []
+        assert await queue.release(job)
+        assert await channel.received() == [
+            frame(job, Delta(content="a")),
+            frame(job, DONE),
+        ]
+    assert [s.status for s in await settlements_in_stream(redis)] == ["ok"]
+    assert await redis.exists(keys.job(job.id), keys.held(job.id)) == 0
+
+
+async def test_a_refused_waiting_job_leaves_the_queue_with_nothing_settled(redis: Redis) -> None:
+    queue = JobQueue(redis)
+    job = make_job()
+    await queue.enqueue(job, unpaid=True)
+    await queue.refuse(job)
+    assert await queue.queued("local") == 0
+    assert await redis.exists(keys.job(job.id), keys.waiting("local", job.account_id)) == 0
+    assert await queue.claim("local", slots=10, now_ms=T0, token="t") is None
+    assert await settlements_in_stream(redis) == []
+
+
+@pytest.mark.parametrize("ended", [False, True], ids=["running", "ended unpaid"])
+async def test_a_refused_job_that_started_delivers_and_settles_nothing(
+    redis: Redis, ended: bool
+) -> None:
+    queue = JobQueue(redis)
+    job = make_job(reply_to=keys.replies("api-1"))
+    await queue.enqueue(job, unpaid=True)
+    running = await claim(queue)
+    async with Channel(redis, job) as channel:
+        assert await queue.publish_output(running, encode_events([Delta(content="a")])) == 1
+        if ended:
+            assert await queue.finish(running, encode_events([DONE]), settlement_for(job, "ok"))
+        await queue.refuse(job)
+        if not ended:
+            # Its dispatcher is told to stop; whatever it does next goes nowhere.
+            assert await channel.received() == [job.id.encode()]
+            assert await queue.publish_output(running, encode_events([Delta(content="b")])) == 2
+            assert not await queue.finish(running, encode_events([DONE]), settlement_for(job))
+        assert await queue.release(job) is False  # nothing left to release
+        assert await channel.received() == []
+    assert await settlements_in_stream(redis) == []
+    assert await queue.running("local") == 0
+    assert await redis.exists(keys.job(job.id), keys.held(job.id)) == 0
+
+
+async def test_a_reaped_unpaid_job_holds_its_failure_until_release(redis: Redis) -> None:
+    queue = JobQueue(redis, QueueSettings(lease_ms=500))
+    job = make_job(reply_to=keys.replies("api-1"))
+    await queue.enqueue(job, unpaid=True)
+    running = await claim(queue, now_ms=T0)
+    async with Channel(redis, job) as channel:
+        await queue.publish_output(running, encode_events([Delta(content="a")]))
+        assert await queue.reap("local", job.id, now_ms=T0 + 600) == 2  # output went out
+        assert await channel.received() == []
+        assert await settlements_in_stream(redis) == []
+        assert await queue.release(job)
+        received = await channel.received()
+    assert received[0] == frame(job, Delta(content="a"))
+    failure = decode_events(received[1].split(b" ", 1)[1])
+    assert isinstance(failure[0], Failed) and failure[0].code == "dispatcher_lost"
+    assert [s.status for s in await settlements_in_stream(redis)] == ["error"]
+
+
 # -- event hub -------------------------------------------------------------------------
 
 

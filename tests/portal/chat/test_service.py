@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from portal.catalog.service import ModelInfo
-from portal.chat.service import Admissible, reserve
+from portal.chat.service import Admissible, new_job, reserve_credits
 from portal.config import PortalSettings
 from portal.exceptions import PaymentRequired, ServiceUnavailable
 from portal.keys.service import Caller
@@ -35,13 +35,15 @@ async def test_no_credits_is_402_with_balance_price_and_top_up(sessions: Session
     settings = PortalSettings()
     try:
         with pytest.raises(PaymentRequired) as refused:
-            await reserve(
+            await reserve_credits(
                 reservations=reservations,
                 settings=settings,
-                caller=caller(account_id),
-                request=REQUEST,
-                admissible=Admissible(LOCAL, 2),
-                reply_to="rs:replies:test",
+                job=new_job(
+                    caller=caller(account_id),
+                    request=REQUEST,
+                    admissible=Admissible(LOCAL, 2),
+                    reply_to="rs:replies:test",
+                ),
             )
     finally:
         await reservations.close()
@@ -53,13 +55,15 @@ async def test_an_unreachable_database_is_503_and_charges_nothing() -> None:
     engine = create_engine(f"sqlite:////nonexistent-{uuid.uuid4().hex}/resayil.db")
     reservations = reservations_for(make_session_factory(engine))
     with pytest.raises(ServiceUnavailable) as unavailable:
-        await reserve(
+        await reserve_credits(
             reservations=reservations,
             settings=PortalSettings(),
-            caller=caller(1),
-            request=REQUEST,
-            admissible=Admissible(LOCAL, 1),
-            reply_to="rs:replies:test",
+            job=new_job(
+                caller=caller(1),
+                request=REQUEST,
+                admissible=Admissible(LOCAL, 1),
+                reply_to="rs:replies:test",
+            ),
         )
     assert unavailable.value.code == "database_unavailable"
     assert unavailable.value.status == 503 and unavailable.value.headers == {"retry-after": "5"}
