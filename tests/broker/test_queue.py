@@ -446,15 +446,20 @@ class Channel:
 DONE = Done(finish_reason="stop", prompt_tokens=3, completion_tokens=1)
 
 
+async def running_unpaid(queue: JobQueue, **claim_args: Any) -> tuple[ChatJob, Claimed]:
+    """A job enqueued unpaid (its credits being reserved), claimed by a dispatcher."""
+    job = make_job(reply_to=keys.replies("api-1"))
+    await queue.enqueue(job, unpaid=True)
+    return job, await claim(queue, **claim_args)
+
+
 def frame(job: ChatJob, *events: Delta | Done | Failed) -> bytes:
     return frame_events(job.id, encode_events(list(events)))
 
 
 async def test_an_unpaid_jobs_output_waits_for_its_release(redis: Redis) -> None:
     queue = JobQueue(redis)
-    job = make_job(reply_to=keys.replies("api-1"))
-    await queue.enqueue(job, unpaid=True)
-    running = await claim(queue)
+    job, running = await running_unpaid(queue)
     async with Channel(redis, job) as channel:
         assert await queue.publish_output(running, encode_events([Delta(content="a")])) == 1
         assert await channel.received() == []
@@ -487,9 +492,7 @@ async def test_a_job_that_ends_unpaid_is_delivered_and_settled_at_its_release(
     redis: Redis,
 ) -> None:
     queue = JobQueue(redis)
-    job = make_job(reply_to=keys.replies("api-1"))
-    await queue.enqueue(job, unpaid=True)
-    running = await claim(queue)
+    job, running = await running_unpaid(queue)
     async with Channel(redis, job) as channel:
         await queue.publish_output(running, encode_events([Delta(content="a")]))
         assert await queue.finish(running, encode_events([DONE]), settlement_for(job, "ok"))
@@ -521,9 +524,7 @@ async def test_a_refused_job_that_started_delivers_and_settles_nothing(
     redis: Redis, ended: bool
 ) -> None:
     queue = JobQueue(redis)
-    job = make_job(reply_to=keys.replies("api-1"))
-    await queue.enqueue(job, unpaid=True)
-    running = await claim(queue)
+    job, running = await running_unpaid(queue)
     async with Channel(redis, job) as channel:
         assert await queue.publish_output(running, encode_events([Delta(content="a")])) == 1
         if ended:
@@ -543,9 +544,7 @@ async def test_a_refused_job_that_started_delivers_and_settles_nothing(
 
 async def test_a_reaped_unpaid_job_holds_its_failure_until_release(redis: Redis) -> None:
     queue = JobQueue(redis, QueueSettings(lease_ms=500))
-    job = make_job(reply_to=keys.replies("api-1"))
-    await queue.enqueue(job, unpaid=True)
-    running = await claim(queue, now_ms=T0)
+    job, running = await running_unpaid(queue, now_ms=T0)
     async with Channel(redis, job) as channel:
         await queue.publish_output(running, encode_events([Delta(content="a")]))
         assert await queue.reap("local", job.id, now_ms=T0 + 600) == 2  # output went out
