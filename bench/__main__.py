@@ -1,4 +1,4 @@
-"""`python -m bench [--scenario all|compare|overload|dashboard] [--json PATH] [options]`.
+"""`python -m bench [--scenario all|compare|overload|dashboard|ab] [--json PATH] [options]`.
 
 Three scenarios, each on its own fresh PostgreSQL (the first two also on their own Redis,
 simulator, api and dispatcher):
@@ -13,6 +13,9 @@ dashboard 2,000,000 usage rows seeded by SQL; times one heavy account's usage re
           and balance from the rollups against the same aggregation from the raw rows
           (about a minute, mostly seeding). Alone:
           `.venv/bin/python -m bench --scenario dashboard [--dashboard-rows N]`.
+ab        not part of `all`: this checkout's c=1 time to first token against another
+          revision's (`--baseline REV`), both systems up at once, in alternating small
+          rounds, so the machine's drift hits both (see bench/ab.py).
 
 compare and overload then prove the books: one usage row per admitted request and
 balance == sum(ledger); dashboard checks the report against the raw rows. Exits 1 only
@@ -31,6 +34,7 @@ from typing import Any
 
 import uvloop
 
+from bench.ab import run_ab
 from bench.dashboard import DashboardConfig, run_dashboard
 from bench.dashboard import report as dashboard_report
 from bench.load import LevelRun, Target, make_client, run_level
@@ -74,11 +78,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--logs", type=Path, help="keep the processes' logs in this directory")
     parser.add_argument(
         "--scenario",
-        choices=("all", "compare", "overload", "dashboard"),
+        choices=("all", "compare", "overload", "dashboard", "ab"),
         default="all",
         help="compare: gateway vs direct; overload: 3x local capacity, mixed tiers; dashboard: "
-        "usage report over millions of usage rows (default all)",
+        "usage report over millions of usage rows; ab: this checkout against --baseline "
+        "(default all, which leaves out ab)",
     )
+    ab = parser.add_argument_group("ab scenario")
+    ab.add_argument("--baseline", help="the git revision to compare this checkout with")
+    ab.add_argument("--ab-rounds", type=int, default=20, help="rounds per system (default 20)")
+    ab.add_argument("--ab-requests", type=int, default=100, help="requests per round (default 100)")
     defaults = OverloadConfig()
     overload = parser.add_argument_group("overload scenario")
     overload.add_argument(
@@ -145,6 +154,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.dashboard_rows, args.dashboard_days, args.dashboard_runs) < 1:
         parser.error("dashboard settings must be at least 1")
+    if args.scenario == "ab" and not args.baseline:
+        parser.error("--scenario ab needs --baseline REV")
+    if min(args.ab_rounds, args.ab_requests) < 1:
+        parser.error("ab rounds and requests must be at least 1")
     if not args.concurrency or min(args.concurrency) < 1 or not 1 <= args.rounds <= args.requests:
         parser.error("need concurrency levels >= 1 and at least one request per round")
     if (
@@ -341,6 +354,17 @@ def run_dashboard_scenario(args: argparse.Namespace) -> tuple[bool, dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.scenario == "ab":
+        level = min(args.concurrency)
+        result = run_ab(
+            baseline=args.baseline,
+            rounds=args.ab_rounds,
+            per_round=args.ab_requests,
+            concurrency=level,
+        )
+        print(f"\nresayil bench ab: c={level}, {args.ab_rounds} rounds of {args.ab_requests}")
+        print(result.text(args.baseline))
+        return 0
     sound = True
     compare: dict[str, Any] | None = None
     overload: dict[str, Any] | None = None
