@@ -1,0 +1,66 @@
+"""A chat request from its caller to its placement.
+
+A request whose key this process has seen is judged on the entry it last read (no
+round trip); its admission checks in Redis that the entry still holds before anything
+counts. A refusal by the checks made on that copy, or an entry that changed, is judged
+again on the current entry (an upgraded plan must not keep getting 403 from a stale copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import anyio
+from fastapi import Request, Response
+
+from broker.admission import AuthEntryChanged
+from broker.auth_cache import AuthProof
+from portal.chat.service import Admissible, check
+from portal.deps import ChatCaller
+from portal.exceptions import GatewayError
+from portal.keys.service import Caller
+from portal.state import AppState
+from schema.openai import ChatCompletionRequest
+
+
+async def place_chat_request(
+    *,
+    state: AppState,
+    chat_caller: ChatCaller,
+    body: ChatCompletionRequest,
+    request: Request,
+    failover_header: str | None,
+) -> Response:
+    async def place(caller: Caller, admissible: Admissible, proof: AuthProof | None) -> Response:
+        return await state.placement.run(
+            caller=caller,
+            body=body,
+            admissible=admissible,
+            request=request,
+            failover_header=failover_header,
+            proof=proof,
+        )
+
+    remembered, proof = chat_caller.caller, chat_caller.proof
+    if proof is not None:
+        try:
+            admissible: Admissible | None = await admissible_for(state, remembered, body)
+        except GatewayError:
+            admissible = None
+        if admissible is not None:
+            with contextlib.suppress(AuthEntryChanged):
+                return await place(remembered, admissible, proof)
+    caller = await chat_caller.reresolve()
+    return await place(caller, await admissible_for(state, caller, body), None)
+
+
+async def admissible_for(
+    state: AppState, caller: Caller, body: ChatCompletionRequest
+) -> Admissible:
+    def admissible_now() -> Admissible:
+        return check(catalog=state.catalog, settings=state.settings, caller=caller, request=body)
+
+    # A fresh catalog needs no database: check on the loop and spare a thread hop.
+    if state.catalog.fresh() is not None:
+        return admissible_now()
+    return await anyio.to_thread.run_sync(admissible_now)
