@@ -1,18 +1,20 @@
 """Admission of a chat request in one round trip: the check of the cached key entry it
-was judged on, the account's rate limit, and the load of the pool the request would
-join (what its placement starts from)."""
+was judged on, the account's rate limit, and either the load of the pool the request
+would join (what its placement starts from) or, for a local request, its enqueue."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 
 from broker import keys, scripts
 from broker.auth_cache import AuthProof
 from broker.limits import UNLIMITED, WINDOW_MS, RateDecision
-from schema.messages import Pool
+from broker.queue import JobQueue
+from schema.messages import ChatJob, Pool
 
 STALE = -1  # the script's verdict on a proof whose entry changed
 
@@ -22,10 +24,24 @@ class AuthEntryChanged(Exception):
     nothing was counted; judge the request again on a fresh entry."""
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A local request admitted (or refused, `decision.allowed` false) at its enqueue.
+
+    `enqueued`: queued or handed to a dispatcher, unpaid. `near`: not enqueued, as the
+    pool's backlog (`load`) is within one waiter of the failover threshold. `full`: not
+    enqueued, the queue holds `load` jobs, its cap."""
+
+    decision: RateDecision
+    outcome: Literal["enqueued", "near", "full", "refused"]
+    load: int
+
+
 class Admission:
     def __init__(self, redis: Redis, window_ms: int = WINDOW_MS) -> None:
         self.window_ms = window_ms
-        self._script = redis.register_script(scripts.ADMIT)
+        self._admit = redis.register_script(scripts.ADMIT)
+        self._admit_and_enqueue = redis.register_script(scripts.ADMIT_AND_ENQUEUE)
 
     async def admit(
         self,
@@ -43,7 +59,7 @@ class Admission:
         `AuthEntryChanged` (having counted nothing) when it is not.
         """
         window = keys.rate_window(account_id)
-        result: Any = await self._script(
+        result: Any = await self._admit(
             keys=[
                 window,
                 keys.queue(pool),
@@ -60,9 +76,40 @@ class Admission:
             ],
         )
         allowed, remaining, reset_ms, load = (int(v) for v in result)
-        if allowed == STALE:
-            raise AuthEntryChanged
-        decision = (
-            RateDecision(bool(allowed), limit, remaining, reset_ms) if limit > 0 else UNLIMITED
+        return _decision(allowed, remaining, reset_ms, limit), load
+
+    async def admit_and_enqueue(
+        self,
+        job: ChatJob,
+        queue: JobQueue,
+        *,
+        limit: int,
+        proof: AuthProof | None,
+        near_threshold: int | None,
+        max_queued: int,
+    ) -> Admitted:
+        """`admit`, then at once enqueue the local `job` unpaid (see `JobQueue.enqueue`)
+        unless the queue is at `max_queued` or, with a `near_threshold`, its backlog is
+        within one waiter of it. Raises `AuthEntryChanged` as `admit` does."""
+        window = keys.rate_window(job.account_id)
+        job_keys, job_args = queue.enqueue_parts(job, unpaid=True)
+        result: Any = await self._admit_and_enqueue(
+            keys=[window, proof.key if proof else window, *job_keys],
+            args=[
+                max(0, limit),
+                self.window_ms,
+                uuid.uuid4().hex,
+                proof.payload if proof else b"",
+                "" if near_threshold is None else near_threshold,
+                max_queued,
+                *job_args,
+            ],
         )
-        return decision, load
+        decision = _decision(int(result[0]), int(result[1]), int(result[2]), limit)
+        return Admitted(decision, result[3].decode(), int(result[4]))
+
+
+def _decision(allowed: int, remaining: int, reset_ms: int, limit: int) -> RateDecision:
+    if allowed == STALE:
+        raise AuthEntryChanged
+    return RateDecision(bool(allowed), limit, remaining, reset_ms) if limit > 0 else UNLIMITED

@@ -88,25 +88,29 @@ class JobQueue:
         """Queue the job, or hand it to a waiting dispatcher when nothing waits ahead.
 
         `unpaid`: its credits are being reserved; until `release` its output is held."""
-        await self._enqueue(
-            keys=[
-                keys.queue(job.pool),
-                keys.job(job.id),
-                keys.wake(job.pool),
-                keys.last_score(job.pool, job.account_id),
-                keys.waiting(job.pool, job.account_id),
-                *_handoff_keys(job.pool),
-            ],
-            args=[
-                job.id,
-                job.model_dump_json(),
-                job.enqueued_at_ms,
-                self.tier_offset(job),
-                self.settings.fair_share_ms,
-                self.settings.job_ttl_s,
-                "1" if unpaid else "0",
-            ],
-        )
+        job_keys, job_args = self.enqueue_parts(job, unpaid=unpaid)
+        await self._enqueue(keys=job_keys, args=job_args)
+
+    def enqueue_parts(self, job: ChatJob, *, unpaid: bool) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the enqueue script's step (`scripts._ENQUEUE_JOB`)."""
+        job_keys = [
+            keys.queue(job.pool),
+            keys.job(job.id),
+            keys.wake(job.pool),
+            keys.last_score(job.pool, job.account_id),
+            keys.waiting(job.pool, job.account_id),
+            *_handoff_keys(job.pool),
+        ]
+        job_args: list[Any] = [
+            job.id,
+            job.model_dump_json(),
+            job.enqueued_at_ms,
+            self.tier_offset(job),
+            self.settings.fair_share_ms,
+            self.settings.job_ttl_s,
+            "1" if unpaid else "0",
+        ]
+        return job_keys, job_args
 
     async def release(self, job: ChatJob) -> bool:
         """The unpaid job's credits are reserved: deliver what it held, and all that

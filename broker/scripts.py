@@ -333,30 +333,37 @@ local function hand_off(h, id, job_key, payload, score, waiting)
 end
 """
 
+_ENQUEUE_JOB = """
+-- K: queue, job, wake, account's last score, account's waiting count,
+--    inflight, slots, lease, listeners, handoff
+-- A: id, payload, enqueued_ms, tier offset, share_ms, job ttl_s, unpaid (1|0)
+-- Queues the job, or hands it to a waiting dispatcher; returns its score.
+local function enqueue_job(K, A)
+  if A[7] == '1' then redis.call('HSET', K[2], 'unpaid', '1') end
+  local h = {queue = K[1], inflight = K[6], slots = K[7], lease = K[8],
+    listeners = K[9], handoff = K[10]}
+  local offset = tonumber(A[4])
+  if hand_off(h, A[1], K[2], A[2], tonumber(A[3]) - offset, K[5]) then
+    redis.call('EXPIRE', K[2], tonumber(A[6]))
+    return tonumber(A[3]) - offset
+  end
+  local score = fair_score(K[5], K[4], tonumber(A[3]), offset, tonumber(A[5]))
+  redis.call('HSET', K[2], 'payload', A[2], 'score', score, 'waiting', K[5])
+  redis.call('EXPIRE', K[2], tonumber(A[6]))
+  redis.call('ZADD', K[1], score, A[1])
+  redis.call('LPUSH', K[3], '1')
+  redis.call('LTRIM', K[3], 0, 63)
+  return score
+end
+"""
+
 ENQUEUE = (
     _FAIR_SCORE
     + _HAND_OFF
+    + _ENQUEUE_JOB
     + """
--- KEYS: queue, job, wake, account's last score, account's waiting count,
---       inflight, slots, lease, listeners, handoff
--- ARGV: id, payload, enqueued_ms, tier offset, share_ms, job ttl_s, unpaid (1|0)
--- returns the job's score
-if ARGV[7] == '1' then redis.call('HSET', KEYS[2], 'unpaid', '1') end
-local h = {queue = KEYS[1], inflight = KEYS[6], slots = KEYS[7], lease = KEYS[8],
-  listeners = KEYS[9], handoff = KEYS[10]}
-local offset = tonumber(ARGV[4])
-local handed = hand_off(h, ARGV[1], KEYS[2], ARGV[2], tonumber(ARGV[3]) - offset, KEYS[5])
-if handed then
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
-  return tonumber(ARGV[3]) - offset
-end
-local score = fair_score(KEYS[5], KEYS[4], tonumber(ARGV[3]), offset, tonumber(ARGV[5]))
-redis.call('HSET', KEYS[2], 'payload', ARGV[2], 'score', score, 'waiting', KEYS[5])
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
-redis.call('ZADD', KEYS[1], score, ARGV[1])
-redis.call('LPUSH', KEYS[3], '1')
-redis.call('LTRIM', KEYS[3], 0, 63)
-return score
+-- KEYS and ARGV: as enqueue_job's K and A
+return enqueue_job(KEYS, ARGV)
 """
 )
 
@@ -444,21 +451,32 @@ PUBLISH_OUTPUT = _HOLD + PUBLISH_OUTPUT_BODY
 FINISH = _HOLD + FINISH_BODY
 REAP = _HOLD + REAP_BODY
 
+_ADMIT = """
+-- The check of the key entry the request was judged on ('' when it was read just now;
+-- a revoked key must fail on its next request), then the account's rate limit
+-- (counting this request if allowed). Returns {allowed, remaining, reset_ms}, and
+-- {-1, 0, 0} with nothing counted when the entry is gone or changed.
+local function admit(window, entry, limit, window_ms, member, judged_on)
+  if judged_on ~= '' and redis.call('GET', entry) ~= judged_on then return {-1, 0, 0} end
+  if tonumber(limit) > 0 then
+    return sliding_window(window, tonumber(limit), tonumber(window_ms), member, true)
+  end
+  return {1, 0, 0}
+end
+"""
+
 ADMIT = (
     _SLIDING_WINDOW
     + _WAITING_FOR_SLOT
+    + _ADMIT
     + """
 -- KEYS: rate window, queue, inflight, slots, the key's cached auth entry
 -- ARGV: limit (0: none), window_ms, member, load ('backlog' | 'queued'),
---       the auth entry the request was judged on ('' when it was read just now)
--- The rate limit (counting this request if allowed) and the pool's load, read together:
--- returns {allowed, remaining, reset_ms, load}; {-1, 0, 0, 0} and nothing counted when
--- the auth entry is gone or changed (a revoked key must fail on its next request).
-if ARGV[5] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[5] then return {-1, 0, 0, 0} end
-local decision = {1, 0, 0}
-if tonumber(ARGV[1]) > 0 then
-  decision = sliding_window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], true)
-end
+--       the auth entry the request was judged on
+-- The admission and the pool's load, read together: returns {allowed, remaining,
+-- reset_ms, load} ({-1, 0, 0, 0} for a changed entry).
+local decision = admit(KEYS[1], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[5])
+if decision[1] == -1 then return {-1, 0, 0, 0} end
 local load
 if ARGV[4] == 'backlog' then
   load = waiting_for_slot(KEYS[2], KEYS[3], KEYS[4])
@@ -466,5 +484,40 @@ else
   load = redis.call('ZCARD', KEYS[2])
 end
 return {decision[1], decision[2], decision[3], load}
+"""
+)
+
+ADMIT_AND_ENQUEUE = (
+    _SLIDING_WINDOW
+    + _WAITING_FOR_SLOT
+    + _ADMIT
+    + _FAIR_SCORE
+    + _HAND_OFF
+    + _ENQUEUE_JOB
+    + """
+-- KEYS: rate window, the key's cached auth entry, then enqueue_job's K (queue first)
+-- ARGV: limit (0: none), window_ms, member, the auth entry the request was judged on,
+--       near threshold ('' for none), queue cap, then enqueue_job's A
+-- A local request's admission and its enqueue in one step. Returns {allowed, remaining,
+-- reset_ms, outcome, load}: outcome 'enqueued'; 'refused' (see admit: nothing else
+-- done); 'near' when the pool's backlog (load) is within one waiter of the threshold
+-- (admitted, not enqueued: the caller places it as one that may overflow); 'full' when
+-- the queue (load jobs) is at its cap (admitted, not enqueued).
+local decision = admit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if decision[1] ~= 1 then return {decision[1], decision[2], decision[3], 'refused', 0} end
+local K = {unpack(KEYS, 3, 12)}
+local A = {unpack(ARGV, 7, 13)}
+if ARGV[5] ~= '' then
+  local backlog = waiting_for_slot(K[1], K[6], K[7])
+  if backlog + 2 > tonumber(ARGV[5]) then
+    return {decision[1], decision[2], decision[3], 'near', backlog}
+  end
+end
+local queued = redis.call('ZCARD', K[1])
+if queued >= tonumber(ARGV[6]) then
+  return {decision[1], decision[2], decision[3], 'full', queued}
+end
+enqueue_job(K, A)
+return {decision[1], decision[2], decision[3], 'enqueued', 0}
 """
 )

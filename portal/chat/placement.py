@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.background import BackgroundTask
 
-from broker.admission import Admission
+from broker.admission import Admission, AuthEntryChanged
 from broker.auth_cache import AuthProof
 from broker.budget import BudgetDay, CloudBudget, budget_day
 from broker.concurrency import AccountSlots
@@ -39,6 +39,15 @@ from schema import cloud_budget
 from schema.messages import ChatJob, Pool
 from schema.openai import ChatCompletionRequest
 from schema.reservations import CreditReservations
+
+
+class NearThreshold(Exception):
+    """Admitted, but not enqueued: the local backlog is within one waiter of the failover
+    threshold, so the request is placed as one that may overflow."""
+
+    def __init__(self, backlog: int) -> None:
+        super().__init__(f"backlog {backlog}")
+        self.backlog = backlog
 
 
 def failover_refused(header: str | None) -> bool:
@@ -85,7 +94,8 @@ class Placement:
 
         The check of the caller's cached entry (`proof`: `AuthEntryChanged` if it no
         longer holds, before anything counts), the rate limit and the queue reading the
-        placement starts from are one round trip to Redis.
+        placement starts from are one round trip to Redis; for a request that stays
+        local, the enqueue is part of that round trip too.
         """
         pool = admissible.model.pool
         overflowable = (
@@ -94,6 +104,17 @@ class Placement:
             and self.settings.failover_enabled
             and not failover_refused(failover_header)
         )
+        cap = self.settings.max_concurrent_per_account
+        # Local unless its backlog is near the threshold: it cannot overflow for the price
+        # it would be reserved at (the cloud's is higher), so it is enqueued on admission.
+        if (
+            pool == "local"
+            and cap <= 0
+            and (not overflowable or admissible.fallback_price > admissible.price)
+        ):
+            return await self._enqueued_on_admission(
+                caller, body, admissible, request, overflowable, proof
+            )
         # Overflowable: how many wait for a local slot. Otherwise: how many are queued.
         decision, waiting = await self.admission.admit(
             caller.account_id,
@@ -103,7 +124,6 @@ class Placement:
             proof=proof,
         )
         ratelimit.enforce(request, decision)
-        cap = self.settings.max_concurrent_per_account
         if cap <= 0:
             return await self._place(caller, body, admissible, request, overflowable, waiting)
         token = uuid.uuid4().hex
@@ -121,6 +141,45 @@ class Placement:
         # Released once the response is fully sent (entries also expire on their own).
         response.background = BackgroundTask(self.slots.release, caller.account_id, token)
         return response
+
+    async def _enqueued_on_admission(
+        self,
+        caller: Caller,
+        body: ChatCompletionRequest,
+        admissible: Admissible,
+        request: Request,
+        overflowable: bool,
+        proof: AuthProof | None,
+    ) -> Response:
+        """Admitted and enqueued unpaid in one step, then paid for while it starts; one
+        whose backlog turns out near the failover threshold is placed as overflowable."""
+        job = self._new_job(caller, body, admissible)
+
+        async def admit_and_enqueue() -> ChatJob:
+            try:
+                admitted = await self.admission.admit_and_enqueue(
+                    job,
+                    self.queue,
+                    limit=caller.requests_per_minute,
+                    proof=proof,
+                    near_threshold=self.settings.failover_backlog if overflowable else None,
+                    max_queued=self.settings.max_queued_jobs,
+                )
+            except AuthEntryChanged as changed:
+                raise NothingReserved(changed) from None
+            ratelimit.enforce(request, admitted.decision)
+            if admitted.outcome == "full":
+                raise await self._full("local", admitted.load)
+            if admitted.outcome == "near":
+                raise NothingReserved(NearThreshold(admitted.load))
+            return job
+
+        try:
+            return await self.relay.respond(
+                job, request, self._paid_while_placed(job, admit_and_enqueue)
+            )
+        except NearThreshold as near:
+            return await self._overflowable(caller, body, admissible, request, backlog=near.backlog)
 
     async def _place(
         self,
@@ -237,6 +296,8 @@ class Placement:
         async def enqueue() -> ChatJob:
             try:
                 placed = await enqueue_unpaid()
+            except NothingReserved:
+                raise
             except GatewayError as error:
                 raise NothingReserved(error) from error
             except Exception as error:

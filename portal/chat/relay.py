@@ -38,10 +38,10 @@ DISCONNECT_POLL_S = 0.25
 
 
 class NothingReserved(Exception):
-    """An enqueue refused before the job's credits were reserved: the request fails
-    with `error` and has nothing to settle."""
+    """An enqueue that ended before the job's credits were reserved: the request ends
+    with `error` (an error answer, or a signal for its caller) and has nothing to settle."""
 
-    def __init__(self, error: GatewayError) -> None:
+    def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
 

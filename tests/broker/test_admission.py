@@ -4,14 +4,18 @@ pool's load in one script."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from redis.asyncio import Redis
 
 from broker import keys
-from broker.admission import Admission, AuthEntryChanged
+from broker.admission import Admission, Admitted, AuthEntryChanged
 from broker.auth_cache import AuthCache
 from broker.limits import RateLimiter
+from broker.queue import JobQueue
+from schema.messages import ChatJob
+from schema.openai import ChatCompletionRequest
 
 
 async def queue_jobs(redis: Redis, pool: str, *, queued: int, running: int, slots: int) -> None:
@@ -116,3 +120,82 @@ async def test_the_cache_remembers_what_it_last_read_and_forgets_what_is_gone(
     await cache.put("d3", 7, '{"account_id": 7}')
     await cache.revoke_key("d3")
     assert cache.last_read("d3") is None
+
+
+# -- admitted and enqueued in one step (a local request) -----------------------------
+
+
+def local_job(account_id: int) -> ChatJob:
+    return ChatJob(
+        id=uuid.uuid4().hex,
+        account_id=account_id,
+        api_key_id=1,
+        model_requested="llama3.2:3b",
+        model_served="llama3.2:3b",
+        upstream_model="llama3.2:3b",
+        pool="local",
+        tier=2,
+        credits_reserved=1,
+        enqueued_at_ms=1_700_000_000_000,
+        request=ChatCompletionRequest.model_validate(
+            {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}]}
+        ),
+        reply_to=keys.replies("api-1"),
+    )
+
+
+async def admit_and_enqueue(
+    redis: Redis, job: ChatJob, *, limit: int = 0, near: int | None = None, cap: int = 100
+) -> Admitted:
+    return await Admission(redis).admit_and_enqueue(
+        job, JobQueue(redis), limit=limit, proof=None, near_threshold=near, max_queued=cap
+    )
+
+
+async def test_an_admitted_local_request_is_enqueued_unpaid_in_the_same_step(
+    redis: Redis,
+) -> None:
+    job = local_job(20)
+    admitted = await admit_and_enqueue(redis, job, limit=5)
+    assert admitted.outcome == "enqueued"
+    assert admitted.decision.allowed and admitted.decision.remaining == 4
+    assert await redis.zscore(keys.queue("local"), job.id) is not None
+    assert await redis.hget(keys.job(job.id), "unpaid") == b"1"
+
+
+async def test_a_rate_limited_request_is_not_enqueued(redis: Redis) -> None:
+    await RateLimiter(redis).take(21, 1)
+    job = local_job(21)
+    admitted = await admit_and_enqueue(redis, job, limit=1)
+    assert not admitted.decision.allowed and admitted.outcome == "refused"
+    assert await redis.zcard(keys.queue("local")) == 0
+    assert await redis.exists(keys.job(job.id)) == 0
+
+
+async def test_a_changed_key_entry_counts_and_enqueues_nothing(redis: Redis) -> None:
+    cache = AuthCache(redis)
+    await cache.put("digest-22", 22, '{"account_id": 22}')
+    proof = cache.last_read("digest-22")
+    assert proof is not None
+    await redis.set(proof.key, b'{"account_id": 22, "plan": "changed"}')
+    job = local_job(22)
+    with pytest.raises(AuthEntryChanged):
+        await Admission(redis).admit_and_enqueue(
+            job, JobQueue(redis), limit=5, proof=proof, near_threshold=None, max_queued=100
+        )
+    assert await redis.zcard(keys.rate_window(22)) == 0
+    assert await redis.exists(keys.job(job.id)) == 0
+
+
+async def test_near_the_failover_threshold_or_at_the_cap_it_is_admitted_not_enqueued(
+    redis: Redis,
+) -> None:
+    # 6 queued, 2 running of 4 slots: a backlog of 4.
+    await queue_jobs(redis, "local", queued=6, running=2, slots=4)
+    near = await admit_and_enqueue(redis, local_job(23), limit=5, near=5)
+    assert (near.outcome, near.load, near.decision.remaining) == ("near", 4, 4)
+    # Two waiters short of the threshold: enqueued (it could not overflow anyway).
+    assert (await admit_and_enqueue(redis, local_job(23), near=6)).outcome == "enqueued"
+    full = await admit_and_enqueue(redis, local_job(23), cap=7)
+    assert (full.outcome, full.load) == ("full", 7)
+    assert await redis.zcard(keys.queue("local")) == 7
