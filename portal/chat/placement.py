@@ -8,7 +8,9 @@ difference when it is served locally after all), so it can pay for either.
 
 A request that stays local is enqueued unpaid and its credits are reserved while a
 dispatcher starts it: its output is held in Redis until the reservation commits
-(`JobQueue.release`), or dropped unseen if it fails (`JobQueue.refuse`, then 402).
+(`JobQueue.release`), or dropped unseen if it fails (`JobQueue.refuse`, then 402). An
+account whose last reservation here failed is reserved first instead, so an account
+without credits does not start jobs it cannot pay for.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class NearThreshold(Exception):
         self.backlog = backlog
 
 
+# Accounts remembered as short of credits, per process; forgotten all at once past this.
+SHORT_OF_CREDITS_REMEMBERED = 10_000
+
+
 def failover_refused(header: str | None) -> bool:
     """The caller's `x-resayil-failover` header says: stay local, wait if need be."""
     return (header or "").strip().lower() in {"off", "false", "0", "no"}
@@ -76,6 +82,7 @@ class Placement:
         self.queue = queue
         self.budget = budget
         self.relay = relay
+        self._short_of_credits: set[int] = set()
 
     def today(self) -> BudgetDay:
         return budget_day(datetime.now(UTC), self.settings.budget_timezone)
@@ -111,6 +118,7 @@ class Placement:
             pool == "local"
             and cap <= 0
             and (not overflowable or admissible.fallback_price > admissible.price)
+            and self._paid_later(caller)
         ):
             return await self._enqueued_on_admission(
                 caller, body, admissible, request, overflowable, proof
@@ -198,6 +206,8 @@ class Placement:
             raise await self._full(pool, waiting)
         if pool == "cloud":
             return await self._cloud(caller, body, admissible, request)
+        if not self._paid_later(caller):
+            return await self.relay.respond(await self._reserve(caller, body, admissible), request)
         job = self._new_job(caller, body, admissible)
 
         async def enqueue_unpaid() -> ChatJob:
@@ -254,7 +264,7 @@ class Placement:
                 job = None  # cannot pay for the cloud: wait locally
         can_overflow = job is not None or admissible.fallback_price <= admissible.price
         # Local for sure (it cannot overflow): reserved while it starts, as any local job.
-        unpaid = job is None and not can_overflow
+        unpaid = job is None and not can_overflow and self._paid_later(caller)
         if job is None:
             job = self._new_job(caller, body, admissible)
             if not unpaid:
@@ -340,7 +350,19 @@ class Placement:
         return job
 
     async def _reserve_credits(self, job: ChatJob) -> None:
-        await reserve_credits(reservations=self.reservations, settings=self.settings, job=job)
+        try:
+            await reserve_credits(reservations=self.reservations, settings=self.settings, job=job)
+        except PaymentRequired:
+            if len(self._short_of_credits) >= SHORT_OF_CREDITS_REMEMBERED:
+                self._short_of_credits.clear()
+            self._short_of_credits.add(job.account_id)
+            raise
+        self._short_of_credits.discard(job.account_id)
+
+    def _paid_later(self, caller: Caller) -> bool:
+        """Whether the caller's local request may start before its credits are reserved:
+        yes, unless its account's last reservation here failed."""
+        return caller.account_id not in self._short_of_credits
 
     async def _record_take(self, day: str, count: int) -> None:
         cap = self.settings.cloud_daily_cap
