@@ -127,6 +127,8 @@ def run_all(*, host: str, port: int) -> None:
     ollama_url = env.get("OLLAMA_URL", "http://127.0.0.1:11434")
     children: list[subprocess.Popen[bytes]] = []
     me = [sys.executable, "-m", "resayil"]
+    # `docker stop`, systemd and `kill` send SIGTERM: stop the children as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if not _redis_answers(env["REDIS_URL"]):
             _start_redis(env["REDIS_URL"], children)
@@ -158,6 +160,10 @@ def run_all(*, host: str, port: int) -> None:
         pass
     finally:
         _stop(children)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_any(children: list[subprocess.Popen[bytes]]) -> None:
