@@ -58,22 +58,10 @@ class Admission:
         With a `proof`, first check that its entry is still the one in Redis, and raise
         `AuthEntryChanged` (having counted nothing) when it is not.
         """
-        window = keys.rate_window(account_id)
+        check_keys, check_args = self._check(account_id, limit, proof)
         result: Any = await self._admit(
-            keys=[
-                window,
-                keys.queue(pool),
-                keys.inflight(pool),
-                keys.slots(pool),
-                proof.key if proof else window,
-            ],
-            args=[
-                max(0, limit),
-                self.window_ms,
-                uuid.uuid4().hex,
-                "backlog" if backlog else "queued",
-                proof.payload if proof else b"",
-            ],
+            keys=[*check_keys, keys.queue(pool), keys.inflight(pool), keys.slots(pool)],
+            args=[*check_args, "backlog" if backlog else "queued"],
         )
         allowed, remaining, reset_ms, load = (int(v) for v in result)
         return _decision(allowed, remaining, reset_ms, limit), load
@@ -91,15 +79,12 @@ class Admission:
         """`admit`, then at once enqueue the local `job` unpaid (see `JobQueue.enqueue`)
         unless the queue is at `max_queued` or, with a `near_threshold`, its backlog is
         within one waiter of it. Raises `AuthEntryChanged` as `admit` does."""
-        window = keys.rate_window(job.account_id)
+        check_keys, check_args = self._check(job.account_id, limit, proof)
         job_keys, job_args = queue.enqueue_parts(job, unpaid=True)
         result: Any = await self._admit_and_enqueue(
-            keys=[window, proof.key if proof else window, *job_keys],
+            keys=[*check_keys, *job_keys],
             args=[
-                max(0, limit),
-                self.window_ms,
-                uuid.uuid4().hex,
-                proof.payload if proof else b"",
+                *check_args,
                 "" if near_threshold is None else near_threshold,
                 max_queued,
                 *job_args,
@@ -107,6 +92,18 @@ class Admission:
         )
         decision = _decision(int(result[0]), int(result[1]), int(result[2]), limit)
         return Admitted(decision, result[3].decode(), int(result[4]))
+
+    def _check(
+        self, account_id: int, limit: int, proof: AuthProof | None
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the scripts' `admit` step (see scripts._ADMIT)."""
+        window = keys.rate_window(account_id)
+        return [window, proof.key if proof else window], [
+            max(0, limit),
+            self.window_ms,
+            uuid.uuid4().hex,
+            proof.payload if proof else b"",
+        ]
 
 
 def _decision(allowed: int, remaining: int, reset_ms: int, limit: int) -> RateDecision:

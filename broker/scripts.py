@@ -389,6 +389,7 @@ ROUTE_AND_ENQUEUE = (
     _FAIR_SCORE
     + _WAITING_FOR_SLOT
     + _HAND_OFF
+    + _ENQUEUE_JOB
     + """
 -- KEYS: local queue, cloud queue, job, budget counter, local wake, cloud wake,
 --       account's last local score, account's last cloud score, local inflight,
@@ -418,26 +419,13 @@ local queue = cloud and KEYS[2] or KEYS[1]
 if not cloud and redis.call('ZCARD', queue) >= tonumber(ARGV[11]) then
   return {'full', 0, backlog}
 end
-if ARGV[12] == '1' then redis.call('HSET', KEYS[3], 'unpaid', '1') end
-local wake = cloud and KEYS[6] or KEYS[5]
-local last = cloud and KEYS[8] or KEYS[7]
-local waiting = cloud and KEYS[12] or KEYS[11]
-local h = cloud
-  and {queue = queue, inflight = KEYS[13], slots = KEYS[14], lease = KEYS[18],
-    listeners = KEYS[19], handoff = KEYS[20]}
-  or {queue = queue, inflight = KEYS[9], slots = KEYS[10], lease = KEYS[15],
-    listeners = KEYS[16], handoff = KEYS[17]}
-local offset = tonumber(ARGV[5])
-if hand_off(h, ARGV[1], KEYS[3], payload, tonumber(ARGV[4]) - offset, waiting) then
-  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[10]))
-  return {pool, count, backlog}
-end
-local score = fair_score(waiting, last, tonumber(ARGV[4]), offset, tonumber(ARGV[6]))
-redis.call('HSET', KEYS[3], 'payload', payload, 'score', score, 'waiting', waiting)
-redis.call('EXPIRE', KEYS[3], tonumber(ARGV[10]))
-redis.call('ZADD', queue, score, ARGV[1])
-redis.call('LPUSH', wake, '1')
-redis.call('LTRIM', wake, 0, 63)
+-- The chosen pool's keys, in enqueue_job's K order.
+local K = cloud
+  and {queue, KEYS[3], KEYS[6], KEYS[8], KEYS[12], KEYS[13], KEYS[14], KEYS[18], KEYS[19],
+    KEYS[20]}
+  or {queue, KEYS[3], KEYS[5], KEYS[7], KEYS[11], KEYS[9], KEYS[10], KEYS[15], KEYS[16],
+    KEYS[17]}
+enqueue_job(K, {ARGV[1], payload, ARGV[4], ARGV[5], ARGV[6], ARGV[10], ARGV[12]})
 return {pool, count, backlog}
 """
 )
@@ -470,18 +458,18 @@ ADMIT = (
     + _WAITING_FOR_SLOT
     + _ADMIT
     + """
--- KEYS: rate window, queue, inflight, slots, the key's cached auth entry
--- ARGV: limit (0: none), window_ms, member, load ('backlog' | 'queued'),
---       the auth entry the request was judged on
+-- KEYS: rate window, the key's cached auth entry, queue, inflight, slots
+-- ARGV: limit (0: none), window_ms, member, the auth entry the request was judged on,
+--       load ('backlog' | 'queued')
 -- The admission and the pool's load, read together: returns {allowed, remaining,
 -- reset_ms, load} ({-1, 0, 0, 0} for a changed entry).
-local decision = admit(KEYS[1], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[5])
+local decision = admit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 if decision[1] == -1 then return {-1, 0, 0, 0} end
 local load
-if ARGV[4] == 'backlog' then
-  load = waiting_for_slot(KEYS[2], KEYS[3], KEYS[4])
+if ARGV[5] == 'backlog' then
+  load = waiting_for_slot(KEYS[3], KEYS[4], KEYS[5])
 else
-  load = redis.call('ZCARD', KEYS[2])
+  load = redis.call('ZCARD', KEYS[3])
 end
 return {decision[1], decision[2], decision[3], load}
 """

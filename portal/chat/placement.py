@@ -325,10 +325,18 @@ class Placement:
         return enqueue
 
     def _new_job(
-        self, caller: Caller, body: ChatCompletionRequest, admissible: Admissible
+        self,
+        caller: Caller,
+        body: ChatCompletionRequest,
+        admissible: Admissible,
+        price: int | None = None,
     ) -> ChatJob:
         return new_job(
-            caller=caller, request=body, admissible=admissible, reply_to=self.relay.hub.channel
+            caller=caller,
+            request=body,
+            admissible=admissible,
+            reply_to=self.relay.hub.channel,
+            price=price,
         )
 
     async def _reserve(
@@ -339,13 +347,7 @@ class Placement:
         price: int | None = None,
     ) -> ChatJob:
         """A job whose credits are reserved before it is enqueued."""
-        job = new_job(
-            caller=caller,
-            request=body,
-            admissible=admissible,
-            reply_to=self.relay.hub.channel,
-            price=price,
-        )
+        job = self._new_job(caller, body, admissible, price)
         await self._reserve_credits(job)
         return job
 
