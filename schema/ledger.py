@@ -201,14 +201,15 @@ def settle(session: Session, settlements: Iterable[Settlement]) -> int:
 
 
 def _insert_usage(session: Session, items: list[Settlement]) -> set[str]:
-    dialect_insert = upsert_insert(session)
+    # One statement, parameters per row: compiled once and cached, and sent as batched
+    # multi-row INSERTs by the driver layer (SQLAlchemy's "insertmanyvalues").
+    table = UsageRecord.__table__
     statement = (
-        dialect_insert(UsageRecord)
-        .values([_usage_values(item) for item in items])
+        upsert_insert(session)(table)
         .on_conflict_do_nothing(index_elements=["request_id"])
-        .returning(UsageRecord.request_id)
+        .returning(table.c.request_id)
     )
-    return set(session.execute(statement).scalars())
+    return set(session.execute(statement, [_usage_values(item) for item in items]).scalars())
 
 
 def _usage_values(item: Settlement) -> dict[str, object]:

@@ -84,12 +84,11 @@ def _upsert(
         dict(zip(key_columns, key, strict=True)) | dict(zip(COUNT_COLUMNS, counts, strict=True))
         for key, counts in sorted(sums.items())
     ]
-    dialect_insert = upsert_insert(session)
-    statement = dialect_insert(table).values(rows)
+    # One statement, parameters per row: compiled once and cached, run as a batch.
+    columns = table.__table__.c
+    statement = upsert_insert(session)(table.__table__)
     statement = statement.on_conflict_do_update(
         index_elements=list(key_columns),
-        set_={
-            name: getattr(table, name) + getattr(statement.excluded, name) for name in COUNT_COLUMNS
-        },
+        set_={name: columns[name] + statement.excluded[name] for name in COUNT_COLUMNS},
     )
-    session.execute(statement)
+    session.execute(statement, rows)
