@@ -4,7 +4,6 @@ pool's load in one script."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 from redis.asyncio import Redis
@@ -15,7 +14,7 @@ from broker.auth_cache import AuthCache
 from broker.limits import RateLimiter
 from broker.queue import JobQueue
 from schema.messages import ChatJob
-from schema.openai import ChatCompletionRequest
+from tests.broker.jobs import PRO, chat_job
 
 
 async def queue_jobs(redis: Redis, pool: str, *, queued: int, running: int, slots: int) -> None:
@@ -126,22 +125,7 @@ async def test_the_cache_remembers_what_it_last_read_and_forgets_what_is_gone(
 
 
 def local_job(account_id: int) -> ChatJob:
-    return ChatJob(
-        id=uuid.uuid4().hex,
-        account_id=account_id,
-        api_key_id=1,
-        model_requested="llama3.2:3b",
-        model_served="llama3.2:3b",
-        upstream_model="llama3.2:3b",
-        pool="local",
-        tier=2,
-        credits_reserved=1,
-        enqueued_at_ms=1_700_000_000_000,
-        request=ChatCompletionRequest.model_validate(
-            {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}]}
-        ),
-        reply_to=keys.replies("api-1"),
-    )
+    return chat_job(account_id=account_id, tier=PRO, reply_to=keys.replies("api-1"))
 
 
 async def admit_and_enqueue(

@@ -18,7 +18,7 @@ from schema import cloud_budget
 from schema.db import make_engine, make_session_factory
 from schema.messages import ChatJob
 from schema.migrate import upgrade
-from schema.openai import ChatCompletionRequest
+from tests.broker.jobs import chat_job
 from tests.services import PostgresServer, RedisServer
 
 DAY = "2026-11-24"
@@ -31,23 +31,8 @@ def in_memory_loader(persisted: dict[str, int]) -> LoadPersisted:
     return load
 
 
-def job(*, pool: str = "local", tier: int = 1, account: int = 1) -> ChatJob:
-    return ChatJob(
-        id=uuid.uuid4().hex,
-        account_id=account,
-        api_key_id=1,
-        model_requested="llama3.2:3b",
-        model_served="llama3.2:3b" if pool == "local" else "qwen3.5:cloud",
-        upstream_model="llama3.2:3b" if pool == "local" else "qwen3.5:cloud",
-        pool=pool,  # type: ignore[arg-type]
-        tier=tier,
-        credits_reserved=2,
-        enqueued_at_ms=int(time.time() * 1000),
-        request=ChatCompletionRequest.model_validate(
-            {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}]}
-        ),
-        reply_to="rs:replies:nobody",
-    )
+def job() -> ChatJob:
+    return chat_job(account_id=1, credits_reserved=2, enqueued_at_ms=int(time.time() * 1000))
 
 
 def cloud_of(local: ChatJob) -> ChatJob:

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from redis.asyncio import Redis
 
 from broker import keys
 from broker.queue import JobQueue, QueueSettings
 from schema.messages import ChatJob, Settlement
-from schema.openai import ChatCompletionRequest
-
-BASIC, PRO, ENTERPRISE = 1, 2, 3
-T0 = 1_800_000_000_000
-REQUEST = ChatCompletionRequest.model_validate(
-    {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}]}
-)
+from tests.broker.jobs import BASIC, ENTERPRISE, PRO, T0, chat_job
 
 
 @pytest.fixture
@@ -25,20 +17,7 @@ def queue(redis: Redis) -> JobQueue:
 
 
 def job(account: int, tier: int, at_ms: int) -> ChatJob:
-    return ChatJob(
-        id=f"{account}-{uuid.uuid4().hex[:8]}",
-        account_id=account,
-        api_key_id=1,
-        model_requested="llama3.2:3b",
-        model_served="llama3.2:3b",
-        upstream_model="llama3.2:3b",
-        pool="local",
-        tier=tier,
-        credits_reserved=1,
-        enqueued_at_ms=at_ms,
-        request=REQUEST,
-        reply_to="rs:replies:nobody",
-    )
+    return chat_job(account_id=account, tier=tier, enqueued_at_ms=at_ms)
 
 
 async def claim_order(queue: JobQueue, count: int) -> list[int]:

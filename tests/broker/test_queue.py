@@ -22,20 +22,13 @@ from schema.messages import (
     Delta,
     Done,
     Failed,
-    Pool,
     Settlement,
     Started,
     decode_events,
     encode_events,
 )
-from schema.openai import ChatCompletionRequest
+from tests.broker.jobs import BASIC, ENTERPRISE, PRO, T0, chat_job
 from tests.services import RedisServer
-
-BASIC, PRO, ENTERPRISE = 1, 2, 3
-T0 = 1_700_000_000_000
-REQUEST = ChatCompletionRequest.model_validate(
-    {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}]}
-)
 
 
 @pytest.fixture
@@ -44,31 +37,6 @@ async def other_redis(module_redis: RedisServer) -> AsyncIterator[Redis]:
     client = make_redis(module_redis.url)
     yield client
     await client.aclose()
-
-
-def make_job(
-    *,
-    tier: int = BASIC,
-    enqueued_at_ms: int = T0,
-    pool: Pool = "local",
-    reply_to: str = keys.replies("nobody"),
-) -> ChatJob:
-    # Each job its own account (an account has one plan, so one tier); fairness between
-    # one account's jobs is tested in test_fairness.py.
-    return ChatJob(
-        id=uuid.uuid4().hex,
-        account_id=uuid.uuid4().int % 1_000_000_000,
-        api_key_id=1,
-        model_requested="llama3.2:3b",
-        model_served="llama3.2:3b",
-        upstream_model="llama3.2:3b",
-        pool=pool,
-        tier=tier,
-        credits_reserved=1,
-        enqueued_at_ms=enqueued_at_ms,
-        request=REQUEST,
-        reply_to=reply_to,
-    )
 
 
 def settlement_for(job: ChatJob, status: Any = "cancelled") -> Settlement:
@@ -91,9 +59,9 @@ async def claim(queue: JobQueue, *, now_ms: int = T0, slots: int = 10, token: st
 
 async def test_enterprise_enqueued_last_is_claimed_first(redis: Redis) -> None:
     queue = JobQueue(redis)
-    basic = make_job(tier=BASIC, enqueued_at_ms=T0)
-    pro = make_job(tier=PRO, enqueued_at_ms=T0 + 10)
-    enterprise = make_job(tier=ENTERPRISE, enqueued_at_ms=T0 + 20)
+    basic = chat_job(tier=BASIC, enqueued_at_ms=T0)
+    pro = chat_job(tier=PRO, enqueued_at_ms=T0 + 10)
+    enterprise = chat_job(tier=ENTERPRISE, enqueued_at_ms=T0 + 20)
     for job in (basic, pro, enterprise):
         await queue.enqueue(job)
     order = [(await claim(queue, token=f"t{i}")).job.id for i in range(3)]
@@ -111,8 +79,8 @@ async def test_aging_bounds_how_long_basic_is_overtaken(
     # less than 2 s earlier, and never one that has waited longer.
     queue = JobQueue(redis, QueueSettings(tier_head_start_ms=1_000))
     jobs = {
-        "basic": make_job(tier=BASIC, enqueued_at_ms=T0),
-        "enterprise": make_job(tier=ENTERPRISE, enqueued_at_ms=T0 + enterprise_delay_ms),
+        "basic": chat_job(tier=BASIC, enqueued_at_ms=T0),
+        "enterprise": chat_job(tier=ENTERPRISE, enqueued_at_ms=T0 + enterprise_delay_ms),
     }
     for job in jobs.values():
         await queue.enqueue(job)
@@ -128,7 +96,7 @@ async def test_concurrent_claims_of_two_dispatchers_never_exceed_slots(
     slots = 3
     dispatchers = [JobQueue(redis), JobQueue(other_redis)]
     for i in range(20):
-        await dispatchers[0].enqueue(make_job(enqueued_at_ms=T0 + i))
+        await dispatchers[0].enqueue(chat_job(enqueued_at_ms=T0 + i))
     running: list[Claimed] = []
     for round_ in range(4):
         results = await asyncio.gather(
@@ -155,7 +123,7 @@ async def test_batched_claims_of_two_dispatchers_never_exceed_slots(
 ) -> None:
     slots = 5
     dispatchers = [JobQueue(redis), JobQueue(other_redis)]
-    jobs = [make_job(tier=1 + i % 3, enqueued_at_ms=T0 + i) for i in range(12)]
+    jobs = [chat_job(tier=1 + i % 3, enqueued_at_ms=T0 + i) for i in range(12)]
     for job in jobs:
         await dispatchers[0].enqueue(job)
     batches = await asyncio.gather(
@@ -180,7 +148,7 @@ async def test_batched_claims_of_two_dispatchers_never_exceed_slots(
 
 async def test_cancel_of_a_waiting_job_dequeues_and_settles_once(redis: Redis) -> None:
     queue = JobQueue(redis)
-    job = make_job()
+    job = chat_job()
     await queue.enqueue(job)
     settlement = settlement_for(job)
     assert await queue.cancel(job, settlement) == "dequeued"
@@ -195,7 +163,7 @@ async def test_cancel_of_a_waiting_job_dequeues_and_settles_once(redis: Redis) -
 
 async def test_cancel_of_a_claimed_job_signals_its_dispatcher(redis: Redis) -> None:
     queue = JobQueue(redis)
-    job = make_job()
+    job = chat_job()
     await queue.enqueue(job)
     claimed = await claim(queue)
     pubsub = redis.pubsub()
@@ -224,7 +192,7 @@ async def _next_message(pubsub: Any, timeout_s: float = 3.0) -> bytes:
 
 async def test_reap_requeues_an_expired_job_that_sent_nothing(redis: Redis) -> None:
     queue = JobQueue(redis, QueueSettings(lease_ms=500))
-    job = make_job(tier=PRO)
+    job = chat_job(tier=PRO)
     await queue.enqueue(job)
     first = await claim(queue, now_ms=T0, token="dead")
     assert await queue.expired("local", now_ms=T0 + 499) == []
@@ -241,7 +209,7 @@ async def test_reap_fails_and_settles_a_job_whose_output_went_out(redis: Redis) 
     queue = JobQueue(redis, QueueSettings(lease_ms=500))
     hub = EventHub(redis)
     await hub.start()
-    job = make_job(reply_to=hub.channel)
+    job = chat_job(reply_to=hub.channel)
     try:
         with hub.listen(job.id) as events:
             await queue.enqueue(job)
@@ -268,7 +236,7 @@ async def test_reap_fails_and_settles_a_job_whose_output_went_out(redis: Redis) 
 
 async def test_a_stale_claim_can_neither_publish_nor_finish(redis: Redis) -> None:
     queue = JobQueue(redis, QueueSettings(lease_ms=500))
-    job = make_job()
+    job = chat_job()
     await queue.enqueue(job)
     stale = await claim(queue, now_ms=T0, token="old")
     assert await queue.reap("local", job.id, now_ms=T0 + 500) == 1
@@ -286,7 +254,7 @@ async def test_a_finish_wakes_dispatchers_only_for_a_job_waiting_for_its_slot(
     redis: Redis,
 ) -> None:
     queue = JobQueue(redis)
-    first, second = make_job(), make_job(enqueued_at_ms=T0 + 1)
+    first, second = chat_job(), chat_job(enqueued_at_ms=T0 + 1)
     await queue.enqueue(first)
     await queue.enqueue(second)
     running = await claim(queue, slots=1, token="a")
@@ -304,7 +272,7 @@ async def test_a_finish_wakes_dispatchers_only_for_a_job_waiting_for_its_slot(
 
 async def test_extend_keeps_only_the_current_owners_lease(redis: Redis) -> None:
     queue = JobQueue(redis, QueueSettings(lease_ms=500))
-    job = make_job()
+    job = chat_job()
     await queue.enqueue(job)
     stale = await claim(queue, now_ms=T0, token="old")
     await queue.extend([stale], now_ms=T0 + 400)
@@ -335,7 +303,7 @@ async def test_an_enqueue_hands_its_job_to_a_waiting_dispatcher(redis: Redis) ->
     queue = JobQueue(redis, QueueSettings(lease_ms=5_000))
     await queue.announce_slots("local", 2)
     await listen(queue)
-    job = make_job(reply_to=keys.replies("api-1"))
+    job = chat_job(reply_to=keys.replies("api-1"))
     before = int(time.time() * 1000)
     await queue.enqueue(job)
     # Claimed at the enqueue: not queued, running, no wake-up for a claim of its own.
@@ -359,7 +327,7 @@ async def test_a_routed_enqueue_hands_over_too(redis: Redis) -> None:
     await CloudBudget(redis, no_cloud_used_yet).restore("2026-11-25")
     await queue.announce_slots("local", 2)
     await listen(queue)
-    local = make_job()
+    local = chat_job()
     cloud = local.model_copy(update={"pool": "cloud", "budget_day": "2026-11-25"})
     placed = await queue.enqueue_routed(
         local, cloud, backlog_threshold=5, budget_cap=10, failover_allowed=True
@@ -389,7 +357,7 @@ async def test_the_job_is_queued_when_no_dispatcher_can_take_it_now(
         await redis.zadd(keys.queue("local"), {"ahead": 0})
     if situation == "no slot":
         await redis.zadd(keys.inflight("local"), {"running": T0})
-    job = make_job()
+    job = chat_job()
     await queue.enqueue(job)
     assert await redis.zscore(keys.queue("local"), job.id) is not None
     assert await redis.llen(keys.wake("local")) == 1
@@ -402,7 +370,7 @@ async def test_a_job_handed_to_a_dispatcher_that_died_is_requeued_by_the_reaper(
     queue = JobQueue(redis, QueueSettings(lease_ms=500))
     await queue.announce_slots("local", 2)
     await listen(queue)
-    job = make_job()
+    job = chat_job()
     await queue.enqueue(job)  # handed over; nobody pops it
     handed_deadline = int(time.time() * 1000) + 500
     assert await queue.expired("local", now_ms=handed_deadline + 10) == [job.id]
@@ -448,7 +416,7 @@ DONE = Done(finish_reason="stop", prompt_tokens=3, completion_tokens=1)
 
 async def running_unpaid(queue: JobQueue, **claim_args: Any) -> tuple[ChatJob, Claimed]:
     """A job enqueued unpaid (its credits being reserved), claimed by a dispatcher."""
-    job = make_job(reply_to=keys.replies("api-1"))
+    job = chat_job(reply_to=keys.replies("api-1"))
     await queue.enqueue(job, unpaid=True)
     return job, await claim(queue, **claim_args)
 
@@ -477,7 +445,7 @@ async def test_an_unpaid_job_handed_to_a_dispatcher_holds_its_output_too(redis: 
     queue = JobQueue(redis)
     await queue.announce_slots("local", 2)
     await listen(queue)
-    job = make_job(reply_to=keys.replies("api-1"))
+    job = chat_job(reply_to=keys.replies("api-1"))
     await queue.enqueue(job, unpaid=True)
     handed = await queue.wait_for_work("local", timeout_s=0.1)
     assert handed is not None
@@ -510,7 +478,7 @@ async def test_a_job_that_ends_unpaid_is_delivered_and_settled_at_its_release(
 
 async def test_a_refused_waiting_job_leaves_the_queue_with_nothing_settled(redis: Redis) -> None:
     queue = JobQueue(redis)
-    job = make_job()
+    job = chat_job()
     await queue.enqueue(job, unpaid=True)
     await queue.refuse(job)
     assert await queue.queued("local") == 0
@@ -617,7 +585,7 @@ async def test_an_unacked_settlement_is_redelivered_to_another_settler(redis: Re
     alive = SettlementStream(redis, "settler-alive", reclaim_after_ms=300)
     await dead.ensure_group()
     await alive.ensure_group()  # idempotent: BUSYGROUP is not an error
-    settlement = settlement_for(make_job(), "ok")
+    settlement = settlement_for(chat_job(), "ok")
     await dead.push(settlement)
     [(entry_id, read)] = await dead.read(block_ms=100)
     assert read == settlement
