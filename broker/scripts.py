@@ -12,6 +12,14 @@ settle. So the reservation is off the way to the first token, and nobody is serv
 refunded for credits that were never reserved.
 """
 
+_NOW_MS = """
+-- Redis's own clock, in ms: every process that calls the script agrees on it.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
 _HOLD = """
 -- While its job is unpaid, output waits in the job's held list (delivered by RELEASE).
 local function hold(job_key, held_key, batch)
@@ -162,17 +170,19 @@ redis.call('XADD', KEYS[3], '*', 'settlement', ARGV[2])
 return 1
 """
 
-ACCOUNT_SLOT = """
+ACCOUNT_SLOT = (
+    _NOW_MS
+    + """
 -- KEYS: the account's running set   ARGV: cap, job id, ttl_ms
 -- A per-account concurrency cap. Entries expire, so a crashed api leaks no slot.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
+)
 
 CANCEL_BODY = """
 -- KEYS: queue, job, settlements, cancels   ARGV: id, settlement
@@ -223,8 +233,7 @@ _SLIDING_WINDOW = """
 -- A true sliding window: the zset holds the admission times of the last window_ms.
 -- Redis's own clock, so every api process agrees. Returns {allowed, remaining, reset_ms}.
 local function sliding_window(key, limit, window, member, consume)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   local count = redis.call('ZCARD', key)
   local function reset_ms()
@@ -245,7 +254,8 @@ end
 """
 
 SLIDING_WINDOW = (
-    _SLIDING_WINDOW
+    _NOW_MS
+    + _SLIDING_WINDOW
     + """
 -- KEYS: window zset   ARGV: limit, window_ms, member, consume (1|0)
 return sliding_window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1')
@@ -318,8 +328,7 @@ local function hand_off(h, id, job_key, payload, score, waiting)
   if redis.call('ZCARD', h.inflight) >= slots then return false end
   local lease = tonumber(redis.call('GET', h.lease) or '0')
   if lease <= 0 then return false end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   redis.call('ZREMRANGEBYSCORE', h.listeners, '-inf', now)
   if redis.call('ZCARD', h.listeners) == 0 then return false end
   local token = 'handoff:' .. id
@@ -358,7 +367,8 @@ end
 """
 
 ENQUEUE = (
-    _FAIR_SCORE
+    _NOW_MS
+    + _FAIR_SCORE
     + _HAND_OFF
     + _ENQUEUE_JOB
     + """
@@ -386,7 +396,8 @@ return waiting_for_slot(KEYS[1], KEYS[2], KEYS[3])
 )
 
 ROUTE_AND_ENQUEUE = (
-    _FAIR_SCORE
+    _NOW_MS
+    + _FAIR_SCORE
     + _WAITING_FOR_SLOT
     + _HAND_OFF
     + _ENQUEUE_JOB
@@ -454,7 +465,8 @@ end
 """
 
 ADMIT = (
-    _SLIDING_WINDOW
+    _NOW_MS
+    + _SLIDING_WINDOW
     + _WAITING_FOR_SLOT
     + _ADMIT
     + """
@@ -476,7 +488,8 @@ return {decision[1], decision[2], decision[3], load}
 )
 
 ADMIT_AND_ENQUEUE = (
-    _SLIDING_WINDOW
+    _NOW_MS
+    + _SLIDING_WINDOW
     + _WAITING_FOR_SLOT
     + _ADMIT
     + _FAIR_SCORE
