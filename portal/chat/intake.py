@@ -15,6 +15,7 @@ from fastapi import Request, Response
 
 from broker.admission import AuthEntryChanged
 from broker.auth_cache import AuthProof
+from portal.chat.placement import Pending
 from portal.chat.service import Admissible, check
 from portal.deps import ChatCaller
 from portal.exceptions import GatewayError
@@ -33,12 +34,7 @@ async def place_chat_request(
 ) -> Response:
     async def place(caller: Caller, admissible: Admissible, proof: AuthProof | None) -> Response:
         return await state.placement.run(
-            caller=caller,
-            body=body,
-            admissible=admissible,
-            request=request,
-            failover_header=failover_header,
-            proof=proof,
+            Pending(caller, body, admissible, request), failover_header=failover_header, proof=proof
         )
 
     remembered, proof = chat_caller.caller, chat_caller.proof

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
@@ -56,6 +57,17 @@ class NearThreshold(Exception):
 SHORT_OF_CREDITS_REMEMBERED = 10_000
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A chat request being placed: who asks, for what, where it may run, and the HTTP
+    request it came in (for the rate-limit headers and the disconnect check)."""
+
+    caller: Caller
+    body: ChatCompletionRequest
+    admissible: Admissible
+    request: Request
+
+
 def failover_refused(header: str | None) -> bool:
     """The caller's `x-resayil-failover` header says: stay local, wait if need be."""
     return (header or "").strip().lower() in {"off", "false", "0", "no"}
@@ -89,11 +101,8 @@ class Placement:
 
     async def run(
         self,
+        pending: Pending,
         *,
-        caller: Caller,
-        body: ChatCompletionRequest,
-        admissible: Admissible,
-        request: Request,
         failover_header: str | None = None,
         proof: AuthProof | None = None,
     ) -> Response:
@@ -104,6 +113,7 @@ class Placement:
         placement starts from are one round trip to Redis; for a request that stays
         local, the enqueue is part of that round trip too.
         """
+        caller, admissible = pending.caller, pending.admissible
         pool = admissible.model.pool
         overflowable = (
             pool == "local"
@@ -120,9 +130,7 @@ class Placement:
             and (not overflowable or admissible.fallback_price > admissible.price)
             and self._paid_later(caller)
         ):
-            return await self._enqueued_on_admission(
-                caller, body, admissible, request, overflowable, proof
-            )
+            return await self._enqueued_on_admission(pending, overflowable, proof)
         # Overflowable: how many wait for a local slot. Otherwise: how many are queued.
         decision, waiting = await self.admission.admit(
             caller.account_id,
@@ -131,9 +139,9 @@ class Placement:
             backlog=overflowable,
             proof=proof,
         )
-        ratelimit.enforce(request, decision)
+        ratelimit.enforce(pending.request, decision)
         if cap <= 0:
-            return await self._place(caller, body, admissible, request, overflowable, waiting)
+            return await self._place(pending, overflowable, waiting)
         token = uuid.uuid4().hex
         if not await self.slots.acquire(caller.account_id, token, cap):
             raise RateLimited(
@@ -142,7 +150,7 @@ class Placement:
                 headers={"retry-after": "1"},
             )
         try:
-            response = await self._place(caller, body, admissible, request, overflowable, waiting)
+            response = await self._place(pending, overflowable, waiting)
         except BaseException:
             await self.slots.release(caller.account_id, token)
             raise
@@ -151,31 +159,25 @@ class Placement:
         return response
 
     async def _enqueued_on_admission(
-        self,
-        caller: Caller,
-        body: ChatCompletionRequest,
-        admissible: Admissible,
-        request: Request,
-        overflowable: bool,
-        proof: AuthProof | None,
+        self, pending: Pending, overflowable: bool, proof: AuthProof | None
     ) -> Response:
         """Admitted and enqueued unpaid in one step, then paid for while it starts; one
         whose backlog turns out near the failover threshold is placed as overflowable."""
-        job = self._new_job(caller, body, admissible)
+        job = self._new_job(pending)
 
         async def admit_and_enqueue() -> ChatJob:
             try:
                 admitted = await self.admission.admit_and_enqueue(
                     job,
                     self.queue,
-                    limit=caller.requests_per_minute,
+                    limit=pending.caller.requests_per_minute,
                     proof=proof,
                     near_threshold=self.settings.failover_backlog if overflowable else None,
                     max_queued=self.settings.max_queued_jobs,
                 )
             except AuthEntryChanged as changed:
                 raise NothingReserved(changed) from None
-            ratelimit.enforce(request, admitted.decision)
+            ratelimit.enforce(pending.request, admitted.decision)
             if admitted.outcome == "full":
                 raise await self._full("local", admitted.load)
             if admitted.outcome == "near":
@@ -184,31 +186,24 @@ class Placement:
 
         try:
             return await self.relay.respond(
-                job, request, self._paid_while_placed(job, admit_and_enqueue)
+                job, pending.request, self._paid_while_placed(job, admit_and_enqueue)
             )
         except NearThreshold as near:
-            return await self._overflowable(caller, body, admissible, request, backlog=near.backlog)
+            return await self._overflowable(pending, backlog=near.backlog)
 
-    async def _place(
-        self,
-        caller: Caller,
-        body: ChatCompletionRequest,
-        admissible: Admissible,
-        request: Request,
-        overflowable: bool,
-        waiting: int,
-    ) -> Response:
+    async def _place(self, pending: Pending, overflowable: bool, waiting: int) -> Response:
         if overflowable:
             # Capped inside the routed enqueue: a full local queue may still overflow.
-            return await self._overflowable(caller, body, admissible, request, backlog=waiting)
-        pool = admissible.model.pool
+            return await self._overflowable(pending, backlog=waiting)
+        pool = pending.admissible.model.pool
         if waiting >= self.settings.max_queued_jobs:
             raise await self._full(pool, waiting)
         if pool == "cloud":
-            return await self._cloud(caller, body, admissible, request)
-        if not self._paid_later(caller):
-            return await self.relay.respond(await self._reserve(caller, body, admissible), request)
-        job = self._new_job(caller, body, admissible)
+            return await self._cloud(pending)
+        request = pending.request
+        if not self._paid_later(pending.caller):
+            return await self.relay.respond(await self._reserve(pending), request)
+        job = self._new_job(pending)
 
         async def enqueue_unpaid() -> ChatJob:
             await self.queue.enqueue(job, unpaid=True)
@@ -229,44 +224,36 @@ class Placement:
             headers={"retry-after": str(wait_s), "x-should-retry": str(wait_s <= 60).lower()},
         )
 
-    async def _cloud(
-        self, caller: Caller, body: ChatCompletionRequest, admissible: Admissible, request: Request
-    ) -> Response:
+    async def _cloud(self, pending: Pending) -> Response:
         day = self.today()
         count = await self.budget.take(day.day, self.settings.cloud_daily_cap)
         if count is None:
             raise self._exhausted(day)
         try:
-            job = await self._reserve(caller, body, admissible)
+            job = await self._reserve(pending)
         except PaymentRequired:
             await self.budget.give_back(day.day)
             raise
         await self._record_take(day.day, count)
-        return await self.relay.respond(job.model_copy(update={"budget_day": day.day}), request)
+        job = job.model_copy(update={"budget_day": day.day})
+        return await self.relay.respond(job, pending.request)
 
-    async def _overflowable(
-        self,
-        caller: Caller,
-        body: ChatCompletionRequest,
-        admissible: Admissible,
-        request: Request,
-        *,
-        backlog: int,
-    ) -> Response:
+    async def _overflowable(self, pending: Pending, *, backlog: int) -> Response:
+        admissible, request = pending.admissible, pending.request
         assert admissible.fallback is not None
         # One waiter short of overflowing: reserve the cloud price in case it does.
         near = backlog + 2 > self.settings.failover_backlog
         job: ChatJob | None = None
         if near and admissible.fallback_price > admissible.price:
             try:
-                job = await self._reserve(caller, body, admissible, admissible.fallback_price)
+                job = await self._reserve(pending, admissible.fallback_price)
             except PaymentRequired:
                 job = None  # cannot pay for the cloud: wait locally
         can_overflow = job is not None or admissible.fallback_price <= admissible.price
         # Local for sure (it cannot overflow): reserved while it starts, as any local job.
-        unpaid = job is None and not can_overflow and self._paid_later(caller)
+        unpaid = job is None and not can_overflow and self._paid_later(pending.caller)
         if job is None:
-            job = self._new_job(caller, body, admissible)
+            job = self._new_job(pending)
             if not unpaid:
                 await self._reserve_credits(job)
         day = self.today()
@@ -324,30 +311,18 @@ class Placement:
 
         return enqueue
 
-    def _new_job(
-        self,
-        caller: Caller,
-        body: ChatCompletionRequest,
-        admissible: Admissible,
-        price: int | None = None,
-    ) -> ChatJob:
+    def _new_job(self, pending: Pending, price: int | None = None) -> ChatJob:
         return new_job(
-            caller=caller,
-            request=body,
-            admissible=admissible,
+            caller=pending.caller,
+            request=pending.body,
+            admissible=pending.admissible,
             reply_to=self.relay.hub.channel,
             price=price,
         )
 
-    async def _reserve(
-        self,
-        caller: Caller,
-        body: ChatCompletionRequest,
-        admissible: Admissible,
-        price: int | None = None,
-    ) -> ChatJob:
+    async def _reserve(self, pending: Pending, price: int | None = None) -> ChatJob:
         """A job whose credits are reserved before it is enqueued."""
-        job = self._new_job(caller, body, admissible, price)
+        job = self._new_job(pending, price)
         await self._reserve_credits(job)
         return job
 
