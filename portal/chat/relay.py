@@ -1,9 +1,10 @@
 """Relays a queued job's events to the client: SSE chunks, or one JSON body.
 
 Errors known before the first byte go out as non-200 JSON in OpenAI's shape. A
-streaming request waits up to `first_byte_wait_s` for its first event before it
-commits to a 200; after that it sends `: queued` heartbeats while it waits, and
-errors become `data: {"error": ...}` lines.
+streaming request's response is running from its enqueue on, its status line held
+back (`HeldEventSourceResponse`); it waits up to `first_byte_wait_s` for its first
+event before it commits to a 200; after that it sends `: queued` heartbeats while it
+waits, and errors become `data: {"error": ...}` lines.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
-from sse_starlette import EventSourceResponse
 
 from broker.budget import CloudBudget
 from broker.queue import JobQueue
@@ -28,6 +28,7 @@ from portal.chat.chunks import (
     new_completion_id,
     sse_frame,
 )
+from portal.chat.held_stream import HeldEventSourceResponse
 from portal.config import PortalSettings
 from portal.exceptions import GatewayError, ServiceUnavailable
 from schema.messages import ChatJob, Delta, Done, Failed, Settlement, Started
@@ -124,30 +125,29 @@ class ChatRelay:
     async def _stream(
         self, job: ChatJob, events: JobEvents, stack: contextlib.AsyncExitStack
     ) -> Response:
-        first = await events.next(wait_s=self.settings.first_byte_wait_s)
-        if isinstance(first, Failed):
-            await stack.aclose()
-            return failed_response(job, first, _now_ms() - job.enqueued_at_ms)
-        return EventSourceResponse(
-            self._sse(job, events, first, stack),
+        return HeldEventSourceResponse(
+            lambda response: self._sse(job, events, stack, response),
             headers=_headers(job) | {"cache-control": "no-cache"},
-            # No ping task of its own: `_sse` already sends a comment whenever no event
-            # came for `heartbeat_interval_s`, queued or generating.
-            ping=0,
         )
 
     async def _sse(
         self,
         job: ChatJob,
         events: JobEvents,
-        event: Started | Delta | Done | Failed | None,
         stack: contextlib.AsyncExitStack,
+        response: HeldEventSourceResponse,
     ) -> AsyncIterator[bytes]:
+        """The job's SSE frames; a failure before the first one refuses `response`."""
         writer = ChunkWriter(
             new_completion_id(), int(time.time()), job.model_served, job.request.include_usage
         )
         finished = False
         try:
+            event = await events.next(wait_s=self.settings.first_byte_wait_s)
+            if isinstance(event, Failed):
+                finished = True
+                response.refuse(failed_response(job, event, _now_ms() - job.enqueued_at_ms))
+                return
             while True:
                 if event is None:
                     expired = await self._expire_if_waited_too_long(job)
