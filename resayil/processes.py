@@ -18,10 +18,18 @@ def api(host: str, port: int) -> None:
     """Serve the HTTP API (OpenAI-compatible /v1, portal, webhooks)."""
     import uvicorn
 
+    from portal.http_protocol import TurnBufferedHttpToolsProtocol
     from portal.main import create_app
 
     _logging()
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http=TurnBufferedHttpToolsProtocol,
+    )
 
 
 @click.command()
