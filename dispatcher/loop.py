@@ -23,6 +23,7 @@ from dispatcher.config import DispatcherSettings
 from dispatcher.generation import Upstream, now_ms, run_job
 from dispatcher.settler import run_settler, settle_once
 from dispatcher.upstream_http import UpstreamHTTP
+from dispatcher.write_buffer import WriteBufferedBackend
 from schema import cloud_budget
 from schema.messages import Pool
 
@@ -76,7 +77,9 @@ class Dispatcher:
 
     async def main(self) -> None:
         max_connections = self.settings.local_slots + self.settings.cloud_slots + 8
-        async with httpcore.AsyncConnectionPool(max_connections=max_connections) as connections:
+        async with httpcore.AsyncConnectionPool(
+            max_connections=max_connections, network_backend=WriteBufferedBackend()
+        ) as connections:
             client = UpstreamHTTP(
                 connections,
                 connect_timeout_s=self.settings.upstream_connect_timeout_s,
