@@ -15,7 +15,7 @@ from broker.queue import Claimed, JobQueue
 from dispatcher.ollama_client import stream_chat
 from dispatcher.publisher import BatchPublisher, ClientCancelled, LeaseLost
 from dispatcher.upstream_http import UpstreamHTTP
-from schema.messages import Done, Failed, Settlement, Started, encode_events
+from schema.messages import Delta, Done, Failed, Settlement, Started, encode_events
 from schema.ollama_chat import UnsupportedInput, to_ollama_chat
 
 
@@ -69,6 +69,7 @@ async def run_job(
     job = claimed.job
     started_ms = now_ms()
     publisher = BatchPublisher(queue, claimed)
+    unpublished: list[Started | Delta] = []
     try:
         outcome = await _until_cancelled(
             _generate(
@@ -84,7 +85,7 @@ async def run_job(
             publisher.abort()
             outcome = _cancelled(publisher)
         else:
-            await publisher.close()
+            unpublished = await publisher.close()
     except LeaseLost:
         return
     except ClientCancelled:
@@ -93,9 +94,8 @@ async def run_job(
         publisher.abort()
         raise
     if isinstance(outcome.terminal, Failed):
-        outcome.terminal = outcome.terminal.model_copy(
-            update={"after_output": publisher.sent_output}
-        )
+        after_output = publisher.sent_output or any(isinstance(e, Delta) for e in unpublished)
+        outcome.terminal = outcome.terminal.model_copy(update={"after_output": after_output})
     done = outcome.terminal if isinstance(outcome.terminal, Done) else None
     settlement = Settlement.for_job(
         job,
@@ -108,7 +108,8 @@ async def run_job(
         queue_wait_ms=max(0, started_ms - job.enqueued_at_ms),
         duration_ms=now_ms() - started_ms,
     )
-    finished = await queue.finish(claimed, encode_events([outcome.terminal]), settlement)
+    batch = encode_events([*unpublished, outcome.terminal])
+    finished = await queue.finish(claimed, batch, settlement)
     log.info(
         "job %s on %s (%s): %s in %d ms",
         job.id,

@@ -2,7 +2,8 @@
 
 While one publish is on the wire, new events accumulate; the next publish carries
 them all. A fast model thus costs one message per round trip, not one per token,
-and a slow one still gets each token out at once.
+and a slow one still gets each token out at once. What is still unpublished when the
+job ends goes out with its end (`close`), in the same message as the final event.
 """
 
 from __future__ import annotations
@@ -39,13 +40,18 @@ class BatchPublisher:
         self._buffer.append(event)
         self._wake.set()
 
-    async def close(self) -> None:
-        """Flush what is buffered; raises ClientCancelled / LeaseLost if that happened."""
+    async def close(self) -> list[Started | Delta]:
+        """Stop publishing (a publish on the wire completes first) and return the events
+        not yet published, which the caller sends with the job's final event: one round
+        trip, and one message to the client, less. Raises ClientCancelled / LeaseLost if
+        that happened."""
         self._closing = True
         self._wake.set()
         await self._task
         if self._error is not None:
             raise self._error
+        unpublished, self._buffer = self._buffer, []
+        return unpublished
 
     async def first_published(self) -> None:
         """Until the first batch has gone out (or the publisher stopped).
@@ -63,14 +69,14 @@ class BatchPublisher:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                if self._closing:
+                    return
                 if self._buffer:
                     batch, self._buffer = self._buffer, []
                     published = await self._publish(batch)
                     self._first_out.set()
                     if not published:
                         return
-                if self._closing and not self._buffer:
-                    return
         finally:
             self._first_out.set()
 
