@@ -11,7 +11,6 @@ import contextlib
 import logging
 import uuid
 
-import httpcore
 from redis.asyncio import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,7 +22,7 @@ from dispatcher.config import DispatcherSettings
 from dispatcher.generation import Upstream, now_ms, run_job
 from dispatcher.settler import run_settler, settle_once
 from dispatcher.upstream_http import UpstreamHTTP
-from dispatcher.write_buffer import WriteBufferedBackend
+from dispatcher.upstream_pool import UpstreamPool
 from schema import cloud_budget
 from schema.messages import Pool
 
@@ -76,10 +75,7 @@ class Dispatcher:
         return Upstream(base, {})
 
     async def main(self) -> None:
-        max_connections = self.settings.local_slots + self.settings.cloud_slots + 8
-        async with httpcore.AsyncConnectionPool(
-            max_connections=max_connections, network_backend=WriteBufferedBackend()
-        ) as connections:
+        async with UpstreamPool() as connections:
             client = UpstreamHTTP(
                 connections,
                 connect_timeout_s=self.settings.upstream_connect_timeout_s,

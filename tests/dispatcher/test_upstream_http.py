@@ -7,11 +7,11 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpcore
 import pytest
 
 from dispatcher.ollama_client import stream_chat
 from dispatcher.upstream_http import UpstreamHTTP, response_headers
+from dispatcher.upstream_pool import UpstreamPool
 from schema.messages import Delta, Done, Failed
 
 PAYLOAD = {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "مرحبا"}]}
@@ -72,7 +72,7 @@ async def test_posts_json_with_headers_and_reuses_the_connection(
         writer.close()
 
     url = await serve(handler)
-    async with httpcore.AsyncConnectionPool() as pool:
+    async with UpstreamPool() as pool:
         client = UpstreamHTTP(pool)
         for _ in range(2):
             events = [
@@ -107,7 +107,7 @@ async def test_a_silent_server_times_out_as_unavailable(
         writer.close()
 
     url = await serve(silent)
-    async with httpcore.AsyncConnectionPool() as pool:
+    async with UpstreamPool() as pool:
         started = time.monotonic()
         events = [
             event
@@ -127,7 +127,7 @@ async def test_a_refused_connection_is_unavailable() -> None:
     port = server.sockets[0].getsockname()[1]
     server.close()
     await server.wait_closed()
-    async with httpcore.AsyncConnectionPool() as pool:
+    async with UpstreamPool() as pool:
         events = [
             event
             async for event in stream_chat(
