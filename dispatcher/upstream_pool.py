@@ -44,16 +44,24 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
+        self._reading_paused = False
         self._complete = False
         self._ends_at_close = False
         self._keep_alive = False
+        self._spoiled = False
         self._error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
 
     @property
     def reusable(self) -> bool:
-        return self._complete and self._keep_alive and not self.closed and self._error is None
+        return (
+            self._complete
+            and self._keep_alive
+            and not self._spoiled
+            and not self.closed
+            and self._error is None
+        )
 
     def begin(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
@@ -92,7 +100,9 @@ class UpstreamConnection(asyncio.Protocol):
             await self._wait(timeout_s)
         chunk = self._chunks.popleft()
         self._buffered -= len(chunk)
-        if self._buffered < READ_AHEAD // 2 and self.transport is not None:
+        if self._reading_paused and self._buffered < READ_AHEAD // 2 and not self.closed:
+            assert self.transport is not None
+            self._reading_paused = False
             self.transport.resume_reading()
         return chunk
 
@@ -159,10 +169,17 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self._complete:  # a second response to one request: the connection is spoiled
+            self._spoiled = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        if not self._spoiled:
+            self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self._spoiled:
+            return
         status = self._parser.get_status_code()
         if status < 200:  # informational: the real head follows
             self._headers = []
@@ -176,14 +193,18 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self._spoiled:
+            return
         self._chunks.append(body)
         self._buffered += len(body)
-        if self._buffered >= READ_AHEAD and self.transport is not None:
+        if self._buffered >= READ_AHEAD and not self._reading_paused and not self.closed:
+            assert self.transport is not None
+            self._reading_paused = True
             self.transport.pause_reading()
         self._wake()
 
     def on_message_complete(self) -> None:
-        if self._status is None:  # the end of an informational response
+        if self._status is None or self._spoiled:  # informational, or after the answer
             return
         self._complete = True
         self._active = False

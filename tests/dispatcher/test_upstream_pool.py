@@ -154,6 +154,21 @@ async def test_an_idle_connection_the_server_closed_is_not_used() -> None:
     assert server.connections == 2
 
 
+async def test_a_connection_that_answers_twice_is_not_reused() -> None:
+    async def twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answer_each(
+            reader,
+            writer,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra",
+        )
+
+    async with Server(twice) as server, UpstreamPool() as pool:
+        for _ in range(2):
+            assert await body_of(pool, server.url) == [b"ok"]
+    assert server.connections == 2
+
+
 async def test_leaving_a_response_early_closes_its_connection() -> None:
     left = asyncio.Event()
 
