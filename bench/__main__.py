@@ -35,6 +35,7 @@ from typing import Any
 import uvloop
 
 from bench.ab import run_ab
+from bench.cpu import CpuMeter, cpu_line
 from bench.dashboard import DashboardConfig, run_dashboard
 from bench.dashboard import report as dashboard_report
 from bench.load import LevelRun, Target, make_client, run_level
@@ -243,8 +244,13 @@ def merge(runs: list[LevelRun]) -> LevelRun:
 
 
 async def measure(
-    direct: Target, gateway: Target, args: argparse.Namespace
+    direct: Target,
+    gateway: Target,
+    args: argparse.Namespace,
+    cpu: dict[int, CpuMeter] | None = None,
 ) -> dict[int, dict[str, LevelRun]]:
+    """Alternating rounds per level; with `cpu` (level -> meter), the gateway rounds'
+    CPU time per process is added to that level's meter."""
     widest = max(args.concurrency)
     per_round = max(1, args.requests // args.rounds)
     clients = {direct.name: make_client(widest), gateway.name: make_client(widest)}
@@ -257,7 +263,11 @@ async def measure(
             for _round in range(args.rounds):
                 for target in (direct, gateway):
                     client = clients[target.name]
+                    meter = cpu.get(level) if cpu is not None and target is gateway else None
+                    before = meter.snapshot() if meter is not None else {}
                     run = await run_level(client, target, concurrency=level, requests=per_round)
+                    if meter is not None:
+                        meter.add(before, meter.snapshot())
                     runs[target.name].append(run)
             results[level] = {name: merge(parts) for name, parts in runs.items()}
         return results
@@ -299,8 +309,9 @@ def run_compare(args: argparse.Namespace) -> tuple[bool, dict[str, Any]]:
         account = stack.new_account(plan="pro", credits=CREDITS)
         direct = Target.direct(stack.sim_url)
         gateway = Target.gateway(stack.api_url, account.key)
+        cpu = {level: CpuMeter(stack.cpu_trees()) for level in args.concurrency}
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            results = runner.run(measure(direct, gateway, args))
+            results = runner.run(measure(direct, gateway, args, cpu))
         load_after = os.getloadavg()[0]
         sent = args.warmup + sum(runs["gateway"].sent for runs in results.values())
         books = check_books(stack, account_id=account.account_id, sent=sent, initial=CREDITS)
@@ -314,6 +325,10 @@ def run_compare(args: argparse.Namespace) -> tuple[bool, dict[str, Any]]:
         f"(+{args.warmup} warm-up each); times in ms\n"
     )
     print(table(figures, ratios), end="\n\n")
+    for level, runs in results.items():
+        served = len(runs["gateway"].samples)
+        wall_ms = runs["gateway"].wall_s * 1000 / served if served else 0.0
+        print(cpu_line(level, cpu[level].per_request(runs["gateway"].sent), wall_ms))
     print_errors(results)
     print_books(books)
     for check in checks:
@@ -322,6 +337,10 @@ def run_compare(args: argparse.Namespace) -> tuple[bool, dict[str, Any]]:
         "figures": figures,
         "ratios": ratios,
         "checks": checks,
+        "cpu_ms_per_gateway_request": {
+            str(level): cpu[level].per_request(runs["gateway"].sent)
+            for level, runs in results.items()
+        },
         "books": asdict(books) | {"lost": books.lost, "balanced": books.balanced},
         "settings": {k: str(v) for k, v in vars(args).items()}
         | {"cores": str(os.cpu_count()), "load_average": f"{load_before} {load_after}"},

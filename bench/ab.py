@@ -20,11 +20,12 @@ import statistics
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
 
+from bench.cpu import CpuMeter
 from bench.load import Target, make_client, run_level
 from bench.system import running_stack
 
@@ -38,6 +39,8 @@ class AbResult:
     baseline_ms: float
     current_ms: float
     round_differences_ms: list[float]
+    # CPU ms per request of each system's processes (and the client), in its own rounds.
+    cpu_ms: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def median_difference_ms(self) -> float:
@@ -59,6 +62,13 @@ class AbResult:
                 f"this checkout - {baseline}, per round: median "
                 f"{self.median_difference_ms:+.3f} ms; faster in {self.current_faster} of "
                 f"{rounds} rounds",
+                *(
+                    f"cpu per request, {baseline if name == 'baseline' else 'this checkout'}, "
+                    f"ms: "
+                    + ", ".join(f"{part} {ms:.2f}" for part, ms in parts.items())
+                    + f"; total {sum(parts.values()):.2f}"
+                    for name, parts in self.cpu_ms.items()
+                ),
             ]
         )
 
@@ -94,12 +104,17 @@ def run_ab(*, baseline: str, rounds: int, per_round: int, concurrency: int) -> A
             "baseline": Target.gateway(old.api_url, old.new_account(credits=CREDITS).key),
             "current": Target.gateway(new.api_url, new.new_account(credits=CREDITS).key),
         }
+        meters = {"baseline": CpuMeter(old.cpu_trees()), "current": CpuMeter(new.cpu_trees())}
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(_alternate(targets, rounds, per_round, concurrency))
+            return runner.run(_alternate(targets, rounds, per_round, concurrency, meters))
 
 
 async def _alternate(
-    targets: dict[str, Target], rounds: int, per_round: int, concurrency: int
+    targets: dict[str, Target],
+    rounds: int,
+    per_round: int,
+    concurrency: int,
+    meters: dict[str, CpuMeter],
 ) -> AbResult:
     clients = {name: make_client(concurrency) for name in targets}
     ttft: dict[str, list[float]] = {name: [] for name in targets}
@@ -110,9 +125,13 @@ async def _alternate(
         for number in range(rounds):
             order = list(targets) if number % 2 == 0 else list(reversed(targets))
             for name in order:
+                meter = meters.get(name)
+                before = meter.snapshot() if meter is not None else {}
                 run = await run_level(
                     clients[name], targets[name], concurrency=concurrency, requests=per_round
                 )
+                if meter is not None:
+                    meter.add(before, meter.snapshot())
                 if run.errors:
                     raise RuntimeError(f"{name}: {run.errors[0]}")
                 times = [sample.ttft_s * 1000 for sample in run.samples]
@@ -129,4 +148,5 @@ async def _alternate(
             current - old
             for current, old in zip(medians["current"], medians["baseline"], strict=True)
         ],
+        cpu_ms={name: meter.per_request(rounds * per_round) for name, meter in meters.items()},
     )

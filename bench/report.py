@@ -140,6 +140,7 @@ def write_json(
             "results": [asdict(f) for f in compare["figures"]],
             "ratios": [asdict(r) for r in compare["ratios"]],
             "targets": [asdict(t) for t in compare["checks"]],
+            "cpu_ms_per_gateway_request": compare["cpu_ms_per_gateway_request"],
             "books": compare["books"],
         }
     if overload is not None:

@@ -35,6 +35,14 @@ class BenchStack(Stack):
     """`Stack` whose processes get `overrides` on top of the test environment."""
 
     overrides: dict[str, str] = field(default_factory=lambda: dict(PRODUCT_DEFAULTS))
+    service_pids: dict[str, int] = field(default_factory=dict)  # redis, postgres
+
+    def cpu_trees(self) -> dict[str, int]:
+        """The gateway's parts and the simulator, by name: root process ids for CpuMeter."""
+        processes = {process.name: process.popen.pid for process in self.processes}
+        names = {"api": "api", "dispatcher": "dispatcher", "sim": "simulator"}
+        trees = {label: processes[name] for name, label in names.items() if name in processes}
+        return trees | self.service_pids
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Process:
         return super()._spawn(name, args, {**(env or self.env), **self.overrides})
@@ -50,7 +58,7 @@ def running_stack(
     token_delay_ms: float = 0,
     env: dict[str, str] | None = None,
     lift_limits: bool = True,
-) -> Iterator[Stack]:
+) -> Iterator[BenchStack]:
     """One simulator, one api and one dispatcher against a fresh Redis and PostgreSQL.
 
     `env` goes to the api and dispatcher on top of the product defaults; with
@@ -77,6 +85,11 @@ def running_stack(
             stack.sim_config(
                 token_delay_ms=token_delay_ms, tokens=ANSWER_TOKENS, num_parallel=sim_parallel
             )
+            stack.service_pids = {
+                name: pid
+                for name, pid in (("redis", redis.pid), ("postgres", postgres.pid))
+                if pid is not None
+            }
             yield stack
         finally:
             stack.stop()

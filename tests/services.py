@@ -148,6 +148,11 @@ class RedisServer(_Server):
         return self._process is not None and self._process.poll() is None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while this object runs it (None when external)."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
     def log_path(self) -> Path:
         return self._owned_directory() / "redis.log"
 
@@ -364,6 +369,16 @@ class PostgresServer(_Server):
     @property
     def data_directory(self) -> Path:
         return self._owned_directory() / "data"
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs (None when external or stopped)."""
+        if self.directory is None:
+            return None
+        try:
+            return int((self.data_directory / "postmaster.pid").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            return None
 
     @property
     def log_path(self) -> Path:
