@@ -27,8 +27,8 @@ def _process_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def _with_descendants(pid: int) -> Iterator[int]:
-    """`pid` and every process below it (PostgreSQL: the postmaster and its backends)."""
+def _children() -> dict[int, list[int]]:
+    """Every running process's children, by parent pid (one pass over /proc)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -38,6 +38,11 @@ def _with_descendants(pid: int) -> Iterator[int]:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def _with_descendants(pid: int, children: dict[int, list[int]]) -> Iterator[int]:
+    """`pid` and every process below it (PostgreSQL: the postmaster and its backends)."""
     pending = [pid]
     while pending:
         current = pending.pop()
@@ -53,8 +58,11 @@ class CpuMeter:
     used_ms: dict[str, float] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, float]:
+        children = _children()
         ms = {
-            name: sum(_process_ticks(pid) for pid in _with_descendants(root)) * 1000 / TICKS_PER_S
+            name: sum(_process_ticks(pid) for pid in _with_descendants(root, children))
+            * 1000
+            / TICKS_PER_S
             for name, root in self.trees.items()
         }
         ms[CLIENT] = time.process_time() * 1000
