@@ -297,7 +297,8 @@ class UpstreamPool(httpcore.AsyncConnectionPool):
 
     async def _connect(self, origin: Origin, timeout_s: float | None) -> UpstreamConnection:
         scheme, host, port = origin
-        where = f"{host.decode()}:{port}"
+        hostname = host.decode("ascii")
+        where = f"{hostname}:{port}"
         secure = scheme == b"https"
         if secure and self._ssl_context is None:
             self._ssl_context = ssl.create_default_context()
@@ -307,10 +308,10 @@ class UpstreamPool(httpcore.AsyncConnectionPool):
             async with asyncio.timeout(timeout_s):
                 _transport, connection = await loop.create_connection(
                     UpstreamConnection,
-                    host.decode("ascii"),
+                    hostname,
                     port,
                     ssl=context,
-                    server_hostname=host.decode("ascii") if secure else None,
+                    server_hostname=hostname if secure else None,
                 )
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"connecting to {where} timed out") from None
