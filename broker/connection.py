@@ -5,6 +5,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
+from broker.pipelined import ScriptPipeRedis
+
 # What callers treat as "the broker is unavailable right now" (a 503, not a 500).
 UNAVAILABLE: tuple[type[Exception], ...] = (RedisError,)
 
@@ -25,4 +27,4 @@ def make_redis(url: str, *, max_connections: int = MAX_CONNECTIONS) -> Redis:
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3, (ConnectionError, TimeoutError)),
         retry_on_error=[ConnectionError, TimeoutError],
     )
-    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it too
+    return ScriptPipeRedis(pool)  # the client owns the pool: aclose() closes it too
