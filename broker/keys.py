@@ -6,6 +6,8 @@ PREFIX = "rs"
 
 SETTLEMENTS = f"{PREFIX}:settlements"
 SETTLERS_GROUP = "settlers"
+# Rung (a list with at most one item) with every settlement that gives credits back.
+REFUND_BELL = f"{PREFIX}:settlements:refund-bell"
 CANCELS = f"{PREFIX}:cancels"
 
 

@@ -116,7 +116,13 @@ class JobQueue:
         """The unpaid job's credits are reserved: deliver what it held, and all that
         follows. False when the job is gone."""
         released = await self._release(
-            keys=[keys.job(job.id), keys.held(job.id), job.reply_to, keys.SETTLEMENTS]
+            keys=[
+                keys.job(job.id),
+                keys.held(job.id),
+                job.reply_to,
+                keys.SETTLEMENTS,
+                keys.REFUND_BELL,
+            ]
         )
         return bool(released)
 
@@ -295,6 +301,7 @@ class JobQueue:
                 keys.wake(job.pool),
                 keys.queue(job.pool),
                 keys.held(job.id),
+                keys.REFUND_BELL,
             ],
             args=[
                 job.id,
@@ -309,7 +316,7 @@ class JobQueue:
     async def expire_waiting(self, job: ChatJob, settlement: Settlement) -> bool:
         """End a job that waited too long, if no dispatcher has claimed it yet."""
         ended = await self._expire_waiting(
-            keys=[keys.queue(job.pool), keys.job(job.id), keys.SETTLEMENTS],
+            keys=[keys.queue(job.pool), keys.job(job.id), keys.SETTLEMENTS, keys.REFUND_BELL],
             args=[job.id, settlement.model_dump_json()],
         )
         return bool(ended)
@@ -325,7 +332,13 @@ class JobQueue:
 
     async def cancel(self, job: ChatJob, settlement: Settlement) -> CancelOutcome:
         outcome = await self._cancel(
-            keys=[keys.queue(job.pool), keys.job(job.id), keys.SETTLEMENTS, keys.CANCELS],
+            keys=[
+                keys.queue(job.pool),
+                keys.job(job.id),
+                keys.SETTLEMENTS,
+                keys.CANCELS,
+                keys.REFUND_BELL,
+            ],
             args=[job.id, settlement.model_dump_json()],
         )
         return {1: "dequeued", 2: "signalled"}.get(int(outcome), "gone")  # type: ignore[return-value]
@@ -365,6 +378,7 @@ class JobQueue:
                     keys.SETTLEMENTS,
                     keys.wake(pool),
                     keys.held(job_id),
+                    keys.REFUND_BELL,
                 ],
                 args=[
                     job_id,

@@ -41,6 +41,20 @@ local function end_unpaid(job_key, held_key, batch, settlement)
 end
 """
 
+_SETTLE = """
+-- A settlement for the settlers. One that gives credits back also rings the refund
+-- bell, so a settler holding a batch for its interval writes it at once: the client may
+-- retry on those credits. (`Settlement.refund` is the same test.)
+local function settle(settlements_key, bell_key, settlement)
+  redis.call('XADD', settlements_key, '*', 'settlement', settlement)
+  local s = cjson.decode(settlement)
+  if tonumber(s.credits_reserved) > tonumber(s.credits_charged) then
+    redis.call('LPUSH', bell_key, '1')
+    redis.call('LTRIM', bell_key, 0, 0)
+  end
+end
+"""
+
 CLAIM_BODY = """
 -- KEYS: queue, inflight, listeners
 -- ARGV: slots, now_ms, lease_ms, job_key_prefix, listener ('' for none), listening
@@ -96,8 +110,8 @@ redis.call('PUBLISH', KEYS[2], ARGV[2])
 return 1
 """
 
-RELEASE = """
--- KEYS: job, held, channel, settlements
+RELEASE_BODY = """
+-- KEYS: job, held, channel, settlements, refund bell
 -- The job's credits are reserved: what it held goes out, in order, and from now on its
 -- output is published as it comes. Returns 0 when the job is gone (its hash expired).
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -108,7 +122,7 @@ end
 redis.call('DEL', KEYS[2])
 local settlement = redis.call('HGET', KEYS[1], 'settlement')
 if settlement then
-  redis.call('XADD', KEYS[4], '*', 'settlement', settlement)
+  settle(KEYS[4], KEYS[5], settlement)
   redis.call('DEL', KEYS[1])
 end
 return 1
@@ -136,7 +150,7 @@ return 2
 """
 
 FINISH_BODY = """
--- KEYS: inflight, job, channel, settlements, wake, queue, held
+-- KEYS: inflight, job, channel, settlements, wake, queue, held, refund bell
 -- ARGV: id, claim_token, batch, settlement, served-per-second key prefix
 -- returns 1 finished, 0 the lease was lost or the job was refused (nothing to settle)
 if redis.call('HGET', KEYS[2], 'claim') ~= ARGV[2] then return 0 end
@@ -144,7 +158,7 @@ local refused = redis.call('HGET', KEYS[2], 'refused') == '1'
 redis.call('ZREM', KEYS[1], ARGV[1])
 if not end_unpaid(KEYS[2], KEYS[7], ARGV[3], ARGV[4]) then
   redis.call('DEL', KEYS[2])
-  redis.call('XADD', KEYS[4], '*', 'settlement', ARGV[4])
+  settle(KEYS[4], KEYS[8], ARGV[4])
   redis.call('PUBLISH', KEYS[3], ARGV[3])
 end
 -- The freed slot is news only to a job waiting for one (an enqueue wakes for its own).
@@ -161,12 +175,12 @@ return 1
 """
 
 EXPIRE_WAITING_BODY = """
--- KEYS: queue, job, settlements   ARGV: id, settlement
+-- KEYS: queue, job, settlements, refund bell   ARGV: id, settlement
 -- Ends a job that waited too long, if it is still waiting: 1 ended, 0 it has started.
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 left_queue(KEYS[2])
 redis.call('DEL', KEYS[2])
-redis.call('XADD', KEYS[3], '*', 'settlement', ARGV[2])
+settle(KEYS[3], KEYS[4], ARGV[2])
 return 1
 """
 
@@ -185,12 +199,12 @@ return 1
 )
 
 CANCEL_BODY = """
--- KEYS: queue, job, settlements, cancels   ARGV: id, settlement
+-- KEYS: queue, job, settlements, cancels, refund bell   ARGV: id, settlement
 -- returns 1 removed from the queue (settled here), 2 signalled to its dispatcher, 0 gone
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
   left_queue(KEYS[2])
   redis.call('DEL', KEYS[2])
-  redis.call('XADD', KEYS[3], '*', 'settlement', ARGV[2])
+  settle(KEYS[3], KEYS[5], ARGV[2])
   return 1
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -202,7 +216,7 @@ return 0
 """
 
 REAP_BODY = """
--- KEYS: inflight, queue, job, channel, settlements, wake, held
+-- KEYS: inflight, queue, job, channel, settlements, wake, held, refund bell
 -- ARGV: id, now_ms, failed_batch, settlement, max_attempts
 -- returns 0 not expired, 1 re-queued, 2 failed and settled
 local deadline = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -215,7 +229,7 @@ local attempts = tonumber(redis.call('HGET', KEYS[3], 'attempts') or '0')
 if sent or cancelled or attempts >= tonumber(ARGV[5]) then
   if not end_unpaid(KEYS[3], KEYS[7], ARGV[3], ARGV[4]) then
     redis.call('DEL', KEYS[3])
-    redis.call('XADD', KEYS[5], '*', 'settlement', ARGV[4])
+    settle(KEYS[5], KEYS[8], ARGV[4])
     redis.call('PUBLISH', KEYS[4], ARGV[3])
   end
   return 2
@@ -443,12 +457,13 @@ return {pool, count, backlog}
 
 
 CLAIM = _LEFT_QUEUE + CLAIM_BODY
-CANCEL = _LEFT_QUEUE + CANCEL_BODY
-EXPIRE_WAITING = _LEFT_QUEUE + EXPIRE_WAITING_BODY
+CANCEL = _LEFT_QUEUE + _SETTLE + CANCEL_BODY
+EXPIRE_WAITING = _LEFT_QUEUE + _SETTLE + EXPIRE_WAITING_BODY
 REFUSE = _LEFT_QUEUE + REFUSE_BODY
 PUBLISH_OUTPUT = _HOLD + PUBLISH_OUTPUT_BODY
-FINISH = _HOLD + FINISH_BODY
-REAP = _HOLD + REAP_BODY
+FINISH = _HOLD + _SETTLE + FINISH_BODY
+REAP = _HOLD + _SETTLE + REAP_BODY
+RELEASE = _SETTLE + RELEASE_BODY
 
 _ADMIT = """
 -- The check of the key entry the request was judged on ('' when it was read just now;

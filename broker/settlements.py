@@ -1,6 +1,10 @@
 """The settlement stream: every finished job's outcome, consumed by settlers that
 write usage rows and refunds. A Redis stream with a consumer group, so an entry
-read by a settler that dies before committing is claimed again by another."""
+read by a settler that dies before committing is claimed again by another.
+
+Every settlement that gives credits back also rings the refund bell (a list holding at
+most one item): a settler holding a batch for its interval waits on the bell, not on
+the stream, so it is woken by a refund but not by each settlement."""
 
 from __future__ import annotations
 
@@ -35,11 +39,24 @@ class SettlementStream:
                 raise
 
     async def push(self, settlement: Settlement) -> None:
-        await self.redis.xadd(keys.SETTLEMENTS, {"settlement": settlement.model_dump_json()})
+        """As the scripts' `settle` does."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(keys.SETTLEMENTS, {"settlement": settlement.model_dump_json()})
+            if settlement.refund:
+                pipe.lpush(keys.REFUND_BELL, "1")
+                pipe.ltrim(keys.REFUND_BELL, 0, 0)
+            await pipe.execute()
 
-    async def read(self, *, count: int = 200, block_ms: int = 1000) -> list[Entry]:
+    async def refund_rung(self, *, timeout_s: float) -> bool:
+        """Whether a refund was settled (since the bell was last answered) within
+        `timeout_s`."""
+        rung: Any = await self.redis.blpop([keys.REFUND_BELL], timeout=timeout_s)
+        return rung is not None
+
+    async def read(self, *, count: int = 200, block_ms: int | None = 1000) -> list[Entry]:
         """Entries abandoned by dead settlers first (looked for at most every
-        `reclaim_every_s`), then new ones."""
+        `reclaim_every_s`), then new ones, waiting up to `block_ms` for one (None: not
+        at all)."""
         if time.monotonic() >= self._next_reclaim:
             self._next_reclaim = time.monotonic() + self.reclaim_every_s
             claimed: Any = await self.redis.xautoclaim(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 
 from redis.exceptions import ResponseError
@@ -43,7 +42,7 @@ async def _write(
 
 
 def _refunds(entries: list[Entry]) -> bool:
-    return any(s.credits_reserved > s.credits_charged for _id, s in entries)
+    return any(s.refund for _id, s in entries)
 
 
 async def run_settler(
@@ -57,18 +56,26 @@ async def run_settler(
 
     Each write runs in a thread, and every one kept off the event loop's way is latency
     the running jobs keep; so what finishes within the interval waits for one write.
-    A refund is written at once, though: the client may retry on the credits it gives
-    back. What is held but unwritten stays pending in the stream (another settler
-    claims it if this one dies).
+    While it waits, the settler sleeps on the refund bell, not on the stream (one
+    wake-up per batch, not per settlement): a refund is written at once, since the client
+    may retry on the credits it gives back. What is held but unwritten stays pending in
+    the stream (another settler claims it if this one dies).
     """
     await stream.ensure_group()
     held: list[Entry] = []
     due = 0.0  # when the next write may happen
     while not stopping.is_set():
         try:
-            # Bounded, so a stop is noticed within a second.
-            wait_s = min(1.0, max(0.001, due - time.monotonic())) if held else 1.0
-            held += await stream.read(count=BATCH, block_ms=math.ceil(wait_s * 1000))
+            wait_s = due - time.monotonic()
+            if held and wait_s > 0:
+                # Holding a batch: only a refund ends the wait early; the settlements
+                # that come meanwhile are read when it ends, not one wake-up each.
+                # Bounded, so a stop is noticed within a second.
+                if not await stream.refund_rung(timeout_s=min(1.0, max(0.001, wait_s))):
+                    continue
+                held += await stream.read(count=BATCH, block_ms=None)
+            else:
+                held += await stream.read(count=BATCH, block_ms=1000 if not held else None)
             if held and (time.monotonic() >= due or _refunds(held) or len(held) >= BATCH):
                 batch, held = held, []
                 await _write(stream, sessions, batch)

@@ -122,6 +122,11 @@ class Settlement(BaseModel):
     error_code: str | None = None
     finished_at_ms: int
 
+    @property
+    def refund(self) -> int:
+        """The credits it gives back (the `_SETTLE` script checks the same)."""
+        return max(0, self.credits_reserved - self.credits_charged)
+
     @classmethod
     def for_job(
         cls,

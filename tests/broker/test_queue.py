@@ -161,6 +161,45 @@ async def test_cancel_of_a_waiting_job_dequeues_and_settles_once(redis: Redis) -
     assert len(await settlements_in_stream(redis)) == 1
 
 
+async def rung(redis: Redis) -> bool:
+    """Whether the refund bell rang, answering it."""
+    return await redis.lpop(keys.REFUND_BELL) is not None
+
+
+async def test_the_refund_bell_rings_for_every_settlement_that_gives_credits_back(
+    redis: Redis,
+) -> None:
+    queue = JobQueue(redis)
+    served, failed, cancelled, expired = (chat_job(credits_reserved=2) for _ in range(4))
+    for job in (served, failed):
+        await queue.enqueue(job)
+        finished = Settlement.for_job(
+            job, status="ok", charged=job is served, finished_at_ms=T0 + 1
+        )
+        assert await queue.finish(await claim(queue), b"[]", finished)
+        assert await rung(redis) is (job is failed)
+    await queue.enqueue(cancelled)
+    assert await queue.cancel(cancelled, settlement_for(cancelled)) == "dequeued"
+    assert await rung(redis)
+    await queue.enqueue(expired)
+    assert await queue.expire_waiting(expired, settlement_for(expired, "error"))
+    assert await rung(redis)
+    # However many refunds, the bell holds one ring: it says "write now", not how many.
+    for job in (chat_job(), chat_job()):
+        await queue.enqueue(job)
+        await queue.cancel(job, settlement_for(job))
+    assert await redis.llen(keys.REFUND_BELL) == 1
+    assert len(await settlements_in_stream(redis)) == 6
+    # A settlement pushed from Python (the tests' settlers) rings as the scripts do.
+    await rung(redis)
+    pushed = SettlementStream(redis, consumer="test")
+    job = chat_job(credits_reserved=2)
+    await pushed.push(Settlement.for_job(job, status="ok", charged=True, finished_at_ms=T0))
+    assert not await rung(redis)
+    await pushed.push(settlement_for(job))
+    assert await rung(redis)
+
+
 async def test_cancel_of_a_claimed_job_signals_its_dispatcher(redis: Redis) -> None:
     queue = JobQueue(redis)
     job = chat_job()

@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from broker import keys
+from broker.queue import JobQueue
 from broker.settlements import SettlementStream
 from dispatcher.settler import run_settler
+from tests.broker.jobs import chat_job
 from tests.databases import Sessions
 from tests.schema.test_ledger import (
     balance,
@@ -67,6 +71,61 @@ async def test_settlements_are_written_at_most_once_per_interval_refunds_at_once
     assert await stream.pending() == 0
     # 10 - 5 x 2 reserved + 2 refunded.
     assert balance(sessions, account_id) == 2 == ledger_sum(sessions, account_id)
+
+
+async def test_a_refund_settled_by_a_script_is_written_at_once(
+    sessions: Sessions, stream: SettlementStream, redis: Redis
+) -> None:
+    """The dispatchers' and the api's scripts settle too (here a queued job's cancel):
+    their refunds ring the bell that ends a settler's wait."""
+    account_id = new_account(sessions, 10)
+    first, held, cancelled = (reserved(sessions, account_id, 2) for _ in range(3))
+    queue = JobQueue(redis)
+    job = chat_job(account_id=account_id, credits_reserved=2).model_copy(update={"id": cancelled})
+    await queue.enqueue(job)
+    stopping = asyncio.Event()
+    settler = asyncio.create_task(run_settler(stream, sessions, stopping, interval_s=INTERVAL_S))
+    try:
+        await stream.push(settlement(sessions, account_id, first, charged=2, reserved=2))
+        await written_at(sessions, first, within_s=10)  # the interval starts
+        await stream.push(settlement(sessions, account_id, held, charged=2, reserved=2))
+        await asyncio.sleep(INTERVAL_S / 10)  # read and held for the interval
+        pushed = time.monotonic()
+        refund = settlement(sessions, account_id, cancelled, charged=0, reserved=2)
+        assert await queue.cancel(job, refund) == "dequeued"
+        cancelled_at = await written_at(sessions, cancelled, within_s=10)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(settler, 10)
+    assert cancelled_at - pushed < INTERVAL_S * 0.6
+    assert usage_rows(sessions, held)  # written with it
+    assert balance(sessions, account_id) == 6 == ledger_sum(sessions, account_id)
+
+
+async def test_a_settler_holding_a_batch_is_not_woken_by_each_settlement(
+    sessions: Sessions, stream: SettlementStream, redis: Redis
+) -> None:
+    account_id = new_account(sessions, 8)
+    first, *meanwhile = [reserved(sessions, account_id, 2) for _ in range(4)]
+    stopping = asyncio.Event()
+    settler = asyncio.create_task(run_settler(stream, sessions, stopping, interval_s=INTERVAL_S))
+    try:
+        await stream.push(settlement(sessions, account_id, first, charged=2, reserved=2))
+        await written_at(sessions, first, within_s=10)
+        for request_id in meanwhile:
+            await stream.push(settlement(sessions, account_id, request_id, charged=2, reserved=2))
+        await asyncio.sleep(INTERVAL_S / 4)
+        # Read (pending until written): only the first, which started the batch; the
+        # settler sleeps out the interval instead of reading each as it comes.
+        pending: Any = await redis.xpending(keys.SETTLEMENTS, keys.SETTLERS_GROUP)
+        assert pending["pending"] == 1
+        assert await redis.xlen(keys.SETTLEMENTS) == len(meanwhile)
+        written = [await written_at(sessions, r, within_s=10) for r in meanwhile]
+    finally:
+        stopping.set()
+        await asyncio.wait_for(settler, 10)
+    assert max(written) - min(written) < INTERVAL_S / 2  # one batch
+    assert balance(sessions, account_id) == 0 == ledger_sum(sessions, account_id)
 
 
 async def test_a_clean_stop_writes_what_was_held(
