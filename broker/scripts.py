@@ -464,6 +464,8 @@ PUBLISH_OUTPUT = _HOLD + PUBLISH_OUTPUT_BODY
 FINISH = _HOLD + _SETTLE + FINISH_BODY
 REAP = _HOLD + _SETTLE + REAP_BODY
 RELEASE = _SETTLE + RELEASE_BODY
+# KEYS: settlements, refund bell   ARGV: settlement (one not written by the scripts above)
+SETTLE = _SETTLE + "settle(KEYS[1], KEYS[2], ARGV[1])"
 
 _ADMIT = """
 -- The check of the key entry the request was judged on ('' when it was read just now;

@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from broker import keys
+from broker import keys, scripts
 from schema.messages import Settlement
 
 Entry = tuple[bytes, Settlement]
@@ -28,6 +28,7 @@ class SettlementStream:
         self.reclaim_after_ms = reclaim_after_ms
         self.reclaim_every_s = min(RECLAIM_CHECK_S, reclaim_after_ms / 2000)
         self._next_reclaim = 0.0
+        self._settle = redis.register_script(scripts.SETTLE)
 
     async def ensure_group(self) -> None:
         try:
@@ -39,13 +40,10 @@ class SettlementStream:
                 raise
 
     async def push(self, settlement: Settlement) -> None:
-        """As the scripts' `settle` does."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(keys.SETTLEMENTS, {"settlement": settlement.model_dump_json()})
-            if settlement.refund:
-                pipe.lpush(keys.REFUND_BELL, "1")
-                pipe.ltrim(keys.REFUND_BELL, 0, 0)
-            await pipe.execute()
+        """A settlement written as the queue's scripts write theirs (bell included)."""
+        await self._settle(
+            keys=[keys.SETTLEMENTS, keys.REFUND_BELL], args=[settlement.model_dump_json()]
+        )
 
     async def refund_rung(self, *, timeout_s: float) -> bool:
         """Whether a refund was settled (since the bell was last answered) within

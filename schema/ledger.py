@@ -186,8 +186,8 @@ def settle(session: Session, settlements: Iterable[Settlement]) -> int:
     # One lock order (account, then request) for all settlers: no deadlocks between them.
     for request_id in sorted(inserted, key=lambda rid: (items[rid].account_id, rid)):
         item = items[request_id]
-        refund = item.credits_reserved - item.credits_charged
-        if refund > 0:
+        refund = item.refund
+        if refund:
             _move(
                 session,
                 account_id=item.account_id,
