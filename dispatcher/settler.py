@@ -67,15 +67,17 @@ async def run_settler(
     while not stopping.is_set():
         try:
             wait_s = due - time.monotonic()
-            if held and wait_s > 0:
-                # Holding a batch: only a refund ends the wait early; the settlements
-                # that come meanwhile are read when it ends, not one wake-up each.
-                # Bounded, so a stop is noticed within a second.
-                if not await stream.refund_rung(timeout_s=min(1.0, max(0.001, wait_s))):
-                    continue
-                held += await stream.read(count=BATCH, block_ms=None)
-            else:
-                held += await stream.read(count=BATCH, block_ms=1000 if not held else None)
+            # Holding a batch: only a refund ends the wait early; the settlements that
+            # come meanwhile are read when it ends, not one wake-up each. Bounded, so a
+            # stop is noticed within a second.
+            if (
+                held
+                and wait_s > 0
+                and not await stream.refund_rung(timeout_s=min(1.0, max(0.001, wait_s)))
+            ):
+                continue
+            # With nothing held, wait for the next settlement (up to a second, for a stop).
+            held += await stream.read(count=BATCH, block_ms=None if held else 1000)
             if held and (time.monotonic() >= due or _refunds(held) or len(held) >= BATCH):
                 batch, held = held, []
                 await _write(stream, sessions, batch)
