@@ -8,6 +8,11 @@ task shares instead. Each command is written as it comes; Redis answers a connec
 commands in order, so replies go back to their callers first in, first out, parsed
 by hiredis. Every other command, and a connection redis-py would make over TLS, goes
 through redis-py as before.
+
+A script never blocks in Redis, so a command left without a reply for
+`REPLY_TIMEOUT_S` means Redis is stalled or the connection died silently (a peer that
+vanished sends no reset): the pipe is then closed, its callers get `TimeoutError`
+(the broker is unavailable), and the next command opens a new one.
 """
 
 from __future__ import annotations
@@ -24,23 +29,29 @@ from redis.exceptions import (
     ConnectionError,
     DataError,
     NoScriptError,
+    RedisError,
     ResponseError,
+    TimeoutError,
 )
 
 PIPELINED = frozenset({"EVALSHA"})
+REPLY_TIMEOUT_S = 10.0
 
 
 class RespPipe(asyncio.Protocol):
     """One Redis connection: commands written as they come, replies matched in order."""
 
-    def __init__(self, *, decode: bool) -> None:
+    def __init__(self, *, decode: bool, reply_timeout_s: float = REPLY_TIMEOUT_S) -> None:
         self._reader = (
             hiredis.Reader(replyError=ResponseError, encoding="utf-8")
             if decode
             else hiredis.Reader(replyError=ResponseError)
         )
-        self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        # Each command's reply future, with when the command was sent (the loop's clock).
+        self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self._transport: asyncio.WriteTransport | None = None
+        self._reply_timeout_s = reply_timeout_s
+        self._watchdog: asyncio.TimerHandle | None = None
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -51,7 +62,7 @@ class RespPipe(asyncio.Protocol):
         self._reader.feed(data)
         try:
             while (reply := self._reader.gets()) is not False:
-                waiter = self._waiting.popleft()
+                waiter, _sent_at = self._waiting.popleft()
                 if not waiter.done():  # its caller may have gone: the reply is dropped
                     waiter.set_result(reply)
         except (hiredis.ProtocolError, IndexError):
@@ -61,13 +72,16 @@ class RespPipe(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.close(ConnectionError(f"Connection to Redis lost: {exc or 'closed by the server'}"))
 
-    def close(self, error: ConnectionError | None = None) -> None:
+    def close(self, error: RedisError | None = None) -> None:
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._transport is not None:
             self._transport.close()
         failure = error or ConnectionError("Connection to Redis closed")
         while self._waiting:
-            waiter = self._waiting.popleft()
+            waiter, _sent_at = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_exception(failure)
 
@@ -78,10 +92,28 @@ class RespPipe(asyncio.Protocol):
             packed = hiredis.pack_command(args)
         except TypeError as error:
             raise DataError(str(error)) from None
-        future = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((future, loop.time()))
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self._reply_timeout_s, self._watch)
         self._transport.write(packed)
         return future
+
+    def _watch(self) -> None:
+        """Close the pipe if its oldest command has waited `reply_timeout_s`; else look
+        again when it will have. One timer per pipe, not one per command."""
+        self._watchdog = None
+        if self.closed or not self._waiting:
+            return
+        loop = asyncio.get_running_loop()
+        left_s = self._waiting[0][1] + self._reply_timeout_s - loop.time()
+        if left_s > 0:
+            self._watchdog = loop.call_later(left_s, self._watch)
+            return
+        self.close(
+            TimeoutError(f"Redis did not answer within {self._reply_timeout_s:g} s; reconnecting")
+        )
 
 
 def _raise_error_reply(reply: Any) -> Any:
@@ -93,14 +125,18 @@ def _raise_error_reply(reply: Any) -> Any:
     return reply
 
 
-async def open_pipe(pool: BlockingConnectionPool) -> RespPipe | None:
+async def open_pipe(
+    pool: BlockingConnectionPool, *, reply_timeout_s: float = REPLY_TIMEOUT_S
+) -> RespPipe | None:
     """A pipe to the pool's server, logged in and on its database; None for a kind of
     connection it does not make (TLS), which stays with redis-py."""
     settings = pool.connection_kwargs
     loop = asyncio.get_running_loop()
 
     def make() -> RespPipe:
-        return RespPipe(decode=bool(settings.get("decode_responses")))
+        return RespPipe(
+            decode=bool(settings.get("decode_responses")), reply_timeout_s=reply_timeout_s
+        )
 
     try:
         async with asyncio.timeout(settings.get("socket_connect_timeout")):
@@ -132,10 +168,13 @@ async def open_pipe(pool: BlockingConnectionPool) -> RespPipe | None:
 class ScriptPipeRedis(Redis):
     """redis-py's client, with its scripts sent down one shared pipelined connection."""
 
-    def __init__(self, connection_pool: BlockingConnectionPool) -> None:
+    def __init__(
+        self, connection_pool: BlockingConnectionPool, *, reply_timeout_s: float = REPLY_TIMEOUT_S
+    ) -> None:
         super().__init__(connection_pool=connection_pool)
         self.auto_close_connection_pool = True  # as `Redis.from_pool`: it owns the pool
         self._scripts_pool = connection_pool
+        self._reply_timeout_s = reply_timeout_s
         self._pipe: RespPipe | None = None
         self._piped = True
         self._opening = asyncio.Lock()
@@ -143,7 +182,9 @@ class ScriptPipeRedis(Redis):
     async def _open_pipe(self) -> RespPipe | None:
         async with self._opening:
             if self._pipe is None or self._pipe.closed:
-                self._pipe = await open_pipe(self._scripts_pool)
+                self._pipe = await open_pipe(
+                    self._scripts_pool, reply_timeout_s=self._reply_timeout_s
+                )
                 self._piped = self._pipe is not None
             return self._pipe
 
@@ -161,6 +202,7 @@ class ScriptPipeRedis(Redis):
             except ConnectionError:
                 # As redis-py's pool is configured to (`make_redis`): a connection that
                 # broke (Redis restarted) fails one command, which is sent again anew.
+                # Not one left unanswered (TimeoutError): Redis may have run it.
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")

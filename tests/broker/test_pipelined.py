@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 
 import pytest
 import uvloop
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker.connection import make_redis
 from broker.pipelined import ScriptPipeRedis, open_pipe
@@ -18,10 +22,10 @@ SHAPES = """
 local n = redis.call('INCRBY', KEYS[1], tonumber(ARGV[1]))
 return {n, 'text', {ARGV[2], false}, tostring(n)}
 """
-BUSY_FOR_200_MS = """
+BUSY_FOR_ARGV_MS = """
 local function now() local t = redis.call('TIME') return t[1] * 1e6 + t[2] end
 local start = now()
-while now() - start < 200000 do end
+while now() - start < tonumber(ARGV[1]) * 1000 do end
 return 'slow'
 """
 FAILS = "return redis.error_reply('QUEUE_FULL the queue is full')"
@@ -65,11 +69,11 @@ async def test_concurrent_callers_each_get_their_own_reply_over_one_connection(
 async def test_a_caller_that_leaves_does_not_shift_the_replies_of_the_others(
     redis: Redis,
 ) -> None:
-    slow = redis.register_script(BUSY_FOR_200_MS)
+    slow = redis.register_script(BUSY_FOR_ARGV_MS)
     echo = redis.register_script(ECHO)
     await echo(args=["warm"])
     connections = await connections_received(redis)
-    leaving = asyncio.create_task(slow())
+    leaving = asyncio.create_task(slow(args=[200]))
     await asyncio.sleep(0.05)
     staying = asyncio.create_task(echo(args=["mine"]))
     await asyncio.sleep(0.01)
@@ -128,6 +132,54 @@ async def test_the_pipe_logs_in_and_selects_the_urls_database(
     finally:
         await wrong.aclose()
         await redis.acl_deluser("piper")
+
+
+async def test_scripts_left_unanswered_fail_and_a_new_pipe_takes_over(
+    redis: Redis, module_redis: RedisServer
+) -> None:
+    """A stalled Redis (here stopped by SIGSTOP; or a connection that died silently)
+    fails the waiting scripts after the reply timeout, not never."""
+    piped = ScriptPipeRedis(BlockingConnectionPool.from_url(module_redis.url), reply_timeout_s=0.3)
+    pid = module_redis.pid
+    assert pid is not None
+    try:
+        echo = piped.register_script(ECHO)
+        assert await echo(args=["warm"]) == [b"warm"]
+        connections = await connections_received(redis)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            stalled = await asyncio.gather(
+                *(echo(args=[i]) for i in range(3)), return_exceptions=True
+            )
+            waited_s = time.monotonic() - started
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert all(isinstance(result, RedisTimeoutError) for result in stalled), stalled
+        assert 0.3 <= waited_s < 5
+        assert await echo(args=["again"]) == [b"again"]
+        assert await connections_received(redis) == connections + 1  # one new pipe
+    finally:
+        await piped.aclose()
+
+
+async def test_a_reply_that_comes_within_the_timeout_keeps_the_pipe(
+    redis: Redis, module_redis: RedisServer
+) -> None:
+    piped = ScriptPipeRedis(BlockingConnectionPool.from_url(module_redis.url), reply_timeout_s=1.0)
+    try:
+        echo, slow = piped.register_script(ECHO), piped.register_script(BUSY_FOR_ARGV_MS)
+        await slow(args=[0])  # the pipe is open and both scripts are loaded
+        await asyncio.sleep(1.1)  # the watchdog looked once, at nothing waiting
+        connections = await connections_received(redis)
+        await echo(args=["arms the watchdog"])  # it looks at the pipe a second later
+        await asyncio.sleep(0.7)
+        # In flight when the watchdog looks, answered 0.6 s after it was sent: in time.
+        assert await slow(args=[600]) == b"slow"
+        assert await echo(args=["after"]) == [b"after"]
+        assert await connections_received(redis) == connections  # the same pipe
+    finally:
+        await piped.aclose()
 
 
 async def test_a_tls_server_is_left_to_redis_py() -> None:
