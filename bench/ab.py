@@ -109,6 +109,21 @@ def run_ab(*, baseline: str, rounds: int, per_round: int, concurrency: int) -> A
             return runner.run(_alternate(targets, rounds, per_round, concurrency, meters))
 
 
+def round_order(names: list[str], number: int) -> list[str]:
+    """The order of round `number`: [direct, a, b], [b, a, direct], [direct, b, a],
+    [a, b, direct], again and again. Over four rounds both systems run as often first,
+    as often second and as often third, and each as often right after direct, after the
+    other and after itself: a place in the round that is faster (warm, or right after a
+    quiet target) favours neither."""
+    direct, first, second = names
+    return [
+        [direct, first, second],
+        [second, first, direct],
+        [direct, second, first],
+        [first, second, direct],
+    ][number % 4]
+
+
 async def _alternate(
     targets: dict[str, Target],
     rounds: int,
@@ -123,8 +138,7 @@ async def _alternate(
         for name, target in targets.items():  # warm-up: connections, caches
             await run_level(clients[name], target, concurrency=concurrency, requests=200)
         for number in range(rounds):
-            order = list(targets) if number % 2 == 0 else list(reversed(targets))
-            for name in order:
+            for name in round_order(list(targets), number):
                 meter = meters.get(name)
                 before = meter.snapshot() if meter is not None else {}
                 run = await run_level(
