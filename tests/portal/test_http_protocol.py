@@ -1,5 +1,6 @@
 """`TurnBufferedHttpToolsProtocol` under a real uvicorn: what one loop turn writes leaves
-in one write, a later write in its own, and the bytes on the wire are unchanged."""
+in one write, a later write in its own, a head goes out with the write after it without
+waiting for the turn's end, and the bytes on the wire are unchanged."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from portal.http_protocol import TurnBufferedHttpToolsProtocol
 
 
 class RecordingTransport:
-    """The real transport, recording each write that reaches it."""
+    """The real transport, recording each write that reaches it, and when."""
 
     def __init__(self, transport: asyncio.Transport, writes: list[bytes]) -> None:
         self._transport = transport
@@ -30,6 +31,7 @@ class RecordingTransport:
 
     def write(self, data: bytes) -> None:
         self._writes.append(data)
+        WRITTEN_AT.append(time.monotonic())
         self._transport.write(data)
 
     def __getattr__(self, name: str) -> Any:
@@ -37,6 +39,8 @@ class RecordingTransport:
 
 
 WRITES: list[bytes] = []
+WRITTEN_AT: list[float] = []
+RESUMED_AT: list[float] = []
 
 
 class RecordedProtocol(TurnBufferedHttpToolsProtocol):
@@ -58,9 +62,25 @@ async def stream(request: Request) -> Response:
     return StreamingResponse(frames(), media_type="text/event-stream")
 
 
+async def busy_after_first_frame(request: Request) -> Response:
+    async def frames() -> AsyncIterator[bytes]:
+        yield b"data: first\n\n"
+        RESUMED_AT.append(time.monotonic())
+        time.sleep(0.1)  # noqa: ASYNC251 - on purpose: the rest of this loop turn is slow
+        yield b"data: second\n\n"
+
+    return StreamingResponse(frames(), media_type="text/event-stream")
+
+
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    app = Starlette(routes=[Route("/answer", answer), Route("/stream", stream)])
+    app = Starlette(
+        routes=[
+            Route("/answer", answer),
+            Route("/stream", stream),
+            Route("/busy", busy_after_first_frame),
+        ]
+    )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
@@ -98,3 +118,15 @@ def test_a_stream_sends_its_head_with_the_first_frame_and_later_frames_alone(
     assert WRITES[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert WRITES[0].endswith(b"\r\n\r\nb\r\ndata: one\n\n\r\n")
     assert WRITES[1] == b"b\r\ndata: two\n\n\r\n0\r\n\r\n"
+
+
+def test_a_head_and_the_frame_after_it_go_out_before_the_turn_ends(server_url: str) -> None:
+    WRITES.clear()
+    WRITTEN_AT.clear()
+    RESUMED_AT.clear()
+    response = httpx.get(f"{server_url}/busy")
+    assert response.text == "data: first\n\ndata: second\n\n"
+    assert WRITES[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert WRITES[0].endswith(b"\r\n\r\nd\r\ndata: first\n\n\r\n")
+    # Written as the first frame was sent: before its generator went on, not 0.1 s later.
+    assert WRITTEN_AT[0] < RESUMED_AT[0]
