@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -51,6 +52,8 @@ from schema.messages import Settlement
 from schema.reservations import reservations_for
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# How long /healthz waits for Redis to answer its PING before it reports it down.
+HEALTH_CHECK_TIMEOUT_S = 2.0
 
 
 def create_app(settings: PortalSettings | None = None) -> FastAPI:
@@ -101,7 +104,9 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     async def healthz() -> JSONResponse:
         state: AppState = app.state.resayil
         try:
-            await state.redis.ping()
+            # A probe must hear back in time even from a Redis that stopped answering.
+            async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_S):
+                await state.redis.ping()
         except Exception:
             return JSONResponse({"status": "degraded", "redis": "down"}, status_code=503)
         return JSONResponse({"status": "ok"})
