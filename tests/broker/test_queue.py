@@ -207,6 +207,8 @@ async def test_cancel_of_a_claimed_job_signals_its_dispatcher(redis: Redis) -> N
     claimed = await claim(queue)
     pubsub = redis.pubsub()
     await pubsub.subscribe(keys.CANCELS)
+    confirmation = await pubsub.get_message(timeout=5)  # subscribed: Redis confirmed it
+    assert confirmation is not None and confirmation["type"] == "subscribe"
     try:
         assert await queue.cancel(job, settlement_for(job)) == "signalled"
         message = await _next_message(pubsub)

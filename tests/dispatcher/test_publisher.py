@@ -54,6 +54,10 @@ async def messages(redis: Redis) -> AsyncIterator[Messages]:
     messages = Messages()
     pubsub = redis.pubsub()
     await pubsub.subscribe(CHANNEL)
+    # Subscribed once Redis confirms it: the scripts publish over another connection,
+    # which Redis may serve first.
+    confirmation = await pubsub.get_message(timeout=5)
+    assert confirmation is not None and confirmation["type"] == "subscribe"
 
     async def read() -> None:
         async for message in pubsub.listen():
