@@ -9,9 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.helpers import body, saturated, unlimited, wait_backlog
-from tests.services import free_port
-from tests.stack import Stack, _wait_http
+from tests.e2e.helpers import another_api, body, saturated, unlimited, wait_backlog
+from tests.stack import Stack
 
 STAY = {"x-resayil-failover": "off"}
 
@@ -19,23 +18,15 @@ STAY = {"x-resayil-failover": "off"}
 @pytest.fixture
 def strict_api(stack: Stack) -> Iterator[str]:
     """A second api process on the same system, with tight backpressure settings."""
-    port = free_port()
-    env = {
-        **stack.env,
+    tight = {
         "MAX_QUEUED_JOBS": "3",
         "MAX_QUEUE_WAIT_S": "1.5",
         "MAX_CONCURRENT_PER_ACCOUNT": "2",
         "HEARTBEAT_INTERVAL_S": "0.3",
         "FIRST_BYTE_WAIT_S": "0.2",
     }
-    process = stack._spawn("api-strict", ["api", "--port", str(port)], env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{url}/healthz", "strict api", process.popen, process.log)
+    with another_api(stack, "api-strict", tight) as url:
         yield url
-    finally:
-        process.stop()
-        stack.processes.remove(process)
 
 
 def post(url: str, key: str, text: str) -> httpx.Response:

@@ -11,25 +11,17 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.helpers import body, post, unlimited
-from tests.services import RedisServer, free_port
-from tests.stack import Stack, _wait_http
+from tests.e2e.helpers import another_api, body, post, unlimited
+from tests.services import RedisServer
+from tests.stack import Stack
 
 
 @pytest.fixture
 def api_on_own_redis(stack: Stack, module_redis: RedisServer) -> Iterator[str]:
     """An api process on the system's database but a Redis of this module's own, which
     the tests may stop without touching the rest of the system."""
-    port = free_port()
-    env = {**stack.env, "REDIS_URL": module_redis.url}
-    process = stack._spawn("api-own-redis", ["api", "--port", str(port)], env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{url}/healthz", "api on its own redis", process.popen, process.log)
+    with another_api(stack, "api-own-redis", {"REDIS_URL": module_redis.url}) as url:
         yield url
-    finally:
-        process.stop()
-        stack.processes.remove(process)
 
 
 def test_a_stalled_redis_is_reported_and_refused_in_bounded_time(

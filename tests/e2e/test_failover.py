@@ -11,9 +11,16 @@ from sqlalchemy import select
 from broker import keys
 from broker.budget import budget_day
 from schema.models import AdminAlert
-from tests.e2e.helpers import LOCAL, body, post, saturated, unlimited, wait_backlog
-from tests.services import free_port
-from tests.stack import Stack, _wait_http
+from tests.e2e.helpers import (
+    LOCAL,
+    another_api,
+    body,
+    post,
+    saturated,
+    unlimited,
+    wait_backlog,
+)
+from tests.stack import Stack
 
 
 def test_fourth_waiter_and_later_go_to_the_cloud(stack: Stack) -> None:
@@ -55,15 +62,7 @@ def test_cloud_budget_cap_stops_cloud_and_failover(stack: Stack) -> None:
     today = budget_day(datetime.now(UTC), "Asia/Kuwait")
     with redis.Redis.from_url(stack.redis_url) as client:
         used = int(client.get(keys.cloud_budget(today.day)) or 0)
-    port = free_port()
-    capped = stack._spawn(
-        "api-capped",
-        ["api", "--port", str(port)],
-        {**stack.env, "CLOUD_DAILY_CAP": str(used + 2)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{url}/healthz", "capped api", capped.popen, capped.log)
+    with another_api(stack, "api-capped", {"CLOUD_DAILY_CAP": str(used + 2)}) as url:
         account = unlimited(stack)
         with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
             responses = list(
@@ -97,9 +96,6 @@ def test_cloud_budget_cap_stops_cloud_and_failover(stack: Stack) -> None:
             ).all()
         assert "cloud_budget_100" in kinds
         assert stack.balance(account.account_id) == stack.ledger_sum(account.account_id)
-    finally:
-        capped.stop()
-        stack.processes.remove(capped)
 
 
 def pytest_approx(seconds: int) -> object:
