@@ -14,8 +14,7 @@ from sqlalchemy import update
 
 from broker import keys
 from schema.models import Account
-from tests.services import free_port
-from tests.stack import Account_, Process, Stack, _wait_http
+from tests.stack import Account_, Process, Stack
 
 LOCAL = "llama3.2:3b"
 SLOW = "[[sim:tokens=2000]] [[sim:delay_ms=5]]"
@@ -96,18 +95,3 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> None:
 
 def live_dispatchers(stack: Stack) -> list[Process]:
     return [d for d in stack.dispatchers if d.popen.poll() is None]
-
-
-@contextmanager
-def another_api(stack: Stack, name: str, env: dict[str, str]) -> Iterator[str]:
-    """A second api process on the same system, with `env` over the stack's environment;
-    its URL until the block ends."""
-    port = free_port()
-    process = stack._spawn(name, ["api", "--port", str(port)], {**stack.env, **env})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{url}/healthz", name, process.popen, process.log)
-        yield url
-    finally:
-        process.stop()
-        stack.processes.remove(process)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.helpers import another_api, body, saturated, unlimited, wait_backlog
+from tests.e2e.helpers import body, saturated, unlimited, wait_backlog
 from tests.stack import Stack
 
 STAY = {"x-resayil-failover": "off"}
@@ -25,7 +25,7 @@ def strict_api(stack: Stack) -> Iterator[str]:
         "HEARTBEAT_INTERVAL_S": "0.3",
         "FIRST_BYTE_WAIT_S": "0.2",
     }
-    with another_api(stack, "api-strict", tight) as url:
+    with stack.extra_api("api-strict", **tight) as url:
         yield url
 
 

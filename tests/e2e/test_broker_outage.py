@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.helpers import another_api, body, post, unlimited
+from tests.e2e.helpers import body, post, unlimited
 from tests.services import RedisServer
 from tests.stack import Stack
 
@@ -20,7 +20,7 @@ from tests.stack import Stack
 def api_on_own_redis(stack: Stack, module_redis: RedisServer) -> Iterator[str]:
     """An api process on the system's database but a Redis of this module's own, which
     the tests may stop without touching the rest of the system."""
-    with another_api(stack, "api-own-redis", {"REDIS_URL": module_redis.url}) as url:
+    with stack.extra_api("api-own-redis", REDIS_URL=module_redis.url) as url:
         yield url
 
 

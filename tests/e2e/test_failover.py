@@ -11,15 +11,7 @@ from sqlalchemy import select
 from broker import keys
 from broker.budget import budget_day
 from schema.models import AdminAlert
-from tests.e2e.helpers import (
-    LOCAL,
-    another_api,
-    body,
-    post,
-    saturated,
-    unlimited,
-    wait_backlog,
-)
+from tests.e2e.helpers import LOCAL, body, post, saturated, unlimited, wait_backlog
 from tests.stack import Stack
 
 
@@ -62,7 +54,7 @@ def test_cloud_budget_cap_stops_cloud_and_failover(stack: Stack) -> None:
     today = budget_day(datetime.now(UTC), "Asia/Kuwait")
     with redis.Redis.from_url(stack.redis_url) as client:
         used = int(client.get(keys.cloud_budget(today.day)) or 0)
-    with another_api(stack, "api-capped", {"CLOUD_DAILY_CAP": str(used + 2)}) as url:
+    with stack.extra_api("api-capped", CLOUD_DAILY_CAP=str(used + 2)) as url:
         account = unlimited(stack)
         with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
             responses = list(
