@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from broker.connection import UNAVAILABLE
@@ -73,6 +74,17 @@ class RateLimited(GatewayError):
 
 class ServiceUnavailable(GatewayError):
     status, error_type, code = 503, "api_error", "service_unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The accounts database is unavailable; the request was not charged. "
+            "Please retry shortly.",
+            headers={"retry-after": "5"},
+        )
 
 
 def error_body(
@@ -160,6 +172,10 @@ async def _on_broker_unavailable(_request: Request, _error: Exception) -> JSONRe
     )
 
 
+async def _on_database_unavailable(request: Request, _error: Exception) -> JSONResponse:
+    return await _on_gateway_error(request, DatabaseUnavailable())
+
+
 async def _on_unexpected(_request: Request, _error: Exception) -> JSONResponse:
     return JSONResponse(
         error_body(
@@ -175,4 +191,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, _on_broker_unavailable)
+    # The database refused or dropped the connection (it is down, or SQLite is locked).
+    app.add_exception_handler(OperationalError, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -11,6 +11,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
 
 from broker.admission import Admission
 from broker.auth_cache import AuthCache
@@ -21,6 +22,7 @@ from broker.limits import RateLimiter
 from broker.login_throttle import LoginThrottle, ThrottleLimits
 from broker.queue import JobQueue, QueueSettings
 from broker.sessions import SessionStore
+from broker.settlements import SettlementStream
 from broker.stream import EventHub
 from portal.accounts.login import Authenticator
 from portal.accounts.pages import router as account_pages
@@ -52,7 +54,7 @@ from schema.messages import Settlement
 from schema.reservations import reservations_for
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-# How long /healthz waits for Redis to answer its PING before it reports it down.
+# How long /healthz waits for Redis and the database to answer before it reports them down.
 HEALTH_CHECK_TIMEOUT_S = 2.0
 
 
@@ -98,20 +100,38 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     @app.get(
         "/healthz",
         tags=["Operations"],
-        summary="Liveness and Redis reachability",
-        responses={503: {"description": "Redis is unreachable"}},
+        summary="Liveness, and whether Redis and the database answer",
+        responses={
+            503: {
+                "description": "Redis or the database does not answer: "
+                '`{"status": "degraded", "redis": "down", "database": "down"}` '
+                "names the ones that do not"
+            }
+        },
     )
     async def healthz() -> JSONResponse:
         state: AppState = app.state.resayil
-        try:
-            # A probe must hear back in time even from a Redis that stopped answering.
-            async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_S):
-                await state.redis.ping()
-        except Exception:
-            return JSONResponse({"status": "degraded", "redis": "down"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        # A probe must hear back in time even from a service that stopped answering.
+        redis_up, database_up = await asyncio.gather(
+            _redis_answers(state.redis),
+            state.reservations.answers(timeout_s=HEALTH_CHECK_TIMEOUT_S),
+        )
+        checks = {"redis": redis_up, "database": database_up}
+        if all(checks.values()):
+            return JSONResponse({"status": "ok"})
+        down = {name: "down" for name, up in checks.items() if not up}
+        return JSONResponse({"status": "degraded", **down}, status_code=503)
 
     return app
+
+
+async def _redis_answers(redis: Redis) -> bool:
+    try:
+        async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_S):
+            await redis.ping()
+    except Exception:
+        return False
+    return True
 
 
 async def _to_login(_request: Request, error: Exception) -> RedirectResponse:
@@ -160,6 +180,7 @@ async def _build_state(settings: PortalSettings) -> AppState:
         relay=relay,
         # A slot outlives no request: the longest is its queue wait plus its generation.
         slots=AccountSlots(redis, ttl_ms=int((settings.max_queue_wait_s + 600) * 1000)),
+        settlements=SettlementStream(redis, consumer="api"),
     )
     web_sessions = SessionStore(redis, idle_ttl_s=settings.session_idle_ttl_s)
     throttle = LoginThrottle(

@@ -3,7 +3,9 @@
 Reservation is a single conditional UPDATE, so however many requests race, a
 balance never goes below zero (and the CHECK constraint backs that up).
 Settlement is idempotent: the usage row is unique per request, and a refund and the
-hourly rollup are written only by the transaction that inserted it.
+hourly rollup are written only by the transaction that inserted it. A settlement whose
+reservation went unanswered is refunded only if that reservation was made; if not, it is
+voided so that it never can be (`_confirm_reservations`).
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from schema import usage_rollup
-from schema.db import upsert_insert
+from schema.db import UTCDateTime, upsert_insert
 from schema.messages import Settlement
 from schema.models import Account, CreditEntry, UsageRecord
+from schema.models._time import utcnow
 
 log = logging.getLogger(__name__)
+
+# The reason of a void reservation: one the api gave up waiting for, found not made.
+VOIDED_REASON = "reservation unanswered: voided"
 
 
 class InsufficientCredits(Exception):
@@ -169,6 +175,9 @@ def settle(session: Session, settlements: Iterable[Settlement]) -> int:
     items = {item.request_id: item for item in settlements}
     if not items:
         return 0
+    items |= _confirm_reservations(
+        session, [item for item in items.values() if item.reservation_unconfirmed]
+    )
     # In request id order: settlers racing on the same requests wait, never deadlock.
     ordered = [items[request_id] for request_id in sorted(items)]
     try:
@@ -198,6 +207,52 @@ def settle(session: Session, settlements: Iterable[Settlement]) -> int:
             )
     usage_rollup.add(session, (items[request_id] for request_id in inserted))
     return len(inserted)
+
+
+def _confirm_reservations(session: Session, unconfirmed: list[Settlement]) -> dict[str, Settlement]:
+    """Settlements whose reservation went unanswered, as they are.
+
+    Each gets a void reservation (amount 0) unless its real one is in the ledger. Where
+    the void one goes in, nothing was reserved and nothing is refunded; and a reservation
+    still on its way (the database was only slow) now fails on the ledger's unique row
+    instead of taking credits that no settlement would give back. Where it does not, the
+    reservation was made and the settlement refunds it as usual.
+    """
+    confirmed: dict[str, Settlement] = {}
+    for item in unconfirmed:
+        params = {"account_id": item.account_id, "request_id": item.request_id, "at": utcnow()}
+        voided = session.execute(_void_reservation(session), params).first() is not None
+        changes: dict[str, object] = {"reservation_unconfirmed": False}
+        if voided:
+            changes["credits_reserved"] = 0
+        confirmed[item.request_id] = item.model_copy(update=changes)
+    return confirmed
+
+
+def _void_reservation(session: Session) -> Insert:
+    """A reservation of 0 credits for `request_id`, unless it has one already."""
+    # Core, not ORM: the table, so that the session runs the statement as it is.
+    ledger = CreditEntry.__table__
+    statement: Insert = (
+        upsert_insert(session)(ledger)
+        .from_select(
+            ["account_id", "amount", "balance_after", "kind", "request_id", "reason", "created_at"],
+            select(
+                Account.id,
+                literal(0),
+                Account.credit_balance,
+                literal("reserve"),
+                bindparam("request_id", type_=String),
+                literal(VOIDED_REASON),
+                bindparam("at", type_=UTCDateTime()),
+            ).where(Account.id == bindparam("account_id", type_=Integer)),
+        )
+        .on_conflict_do_nothing(
+            index_elements=["request_id", "kind"], index_where=ledger.c.request_id.is_not(None)
+        )
+        .returning(ledger.c.id)
+    )
+    return statement
 
 
 def _insert_usage(session: Session, items: list[Settlement]) -> set[str]:

@@ -121,6 +121,9 @@ class Settlement(BaseModel):
     status: Literal["ok", "error", "cancelled"]
     error_code: str | None = None
     finished_at_ms: int
+    # The api gave up waiting for the reservation's answer, so it may or may not have
+    # been made: the settler finds out (`ledger.settle`) before refunding anything.
+    reservation_unconfirmed: bool = False
 
     @property
     def refund(self) -> int:
@@ -140,6 +143,7 @@ class Settlement(BaseModel):
         completion_tokens: int = 0,
         queue_wait_ms: int = 0,
         duration_ms: int = 0,
+        reservation_unconfirmed: bool = False,
     ) -> Settlement:
         return cls(
             request_id=job.id,
@@ -157,4 +161,5 @@ class Settlement(BaseModel):
             status=status,
             error_code=error_code,
             finished_at_ms=finished_at_ms,
+            reservation_unconfirmed=reservation_unconfirmed,
         )

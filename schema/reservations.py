@@ -4,30 +4,45 @@ Every chat request waits for its reservation, so on PostgreSQL it skips the ORM 
 the worker thread: a small pool of async psycopg connections runs
 `ledger.reserve_statement()` on the event loop, compiled once and prepared on each
 connection. On SQLite, `ledger.reserve` runs in a worker thread. Both raise
-`ledger.InsufficientCredits`, and `ReservationsUnavailable` when the database cannot
-be reached.
+`ledger.InsufficientCredits`, `ReservationsUnavailable` when the database cannot be
+reached (nothing was reserved), and `ReservationUnconfirmed` when a reservation was sent
+but its answer did not come, within `ANSWER_TIMEOUT_S` or at all: it may have been made.
+Such a request is settled with `reservation_unconfirmed` (`ledger.settle` sorts it out).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
 from schema import ledger
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 POOL_SIZE = 10
 CONNECT_WAIT_S = 5.0
+# How long a request waits for its reservation's answer. A stalled database (a hung
+# failover, packets dropped) leaves a connection open with no answer and no error.
+ANSWER_TIMEOUT_S = 10.0
 
 
 class ReservationsUnavailable(Exception):
     """The database did not answer; nothing was reserved."""
+
+
+class ReservationUnconfirmed(Exception):
+    """The reservation was sent but no answer came: it may or may not have been made."""
 
 
 class CreditReservations(Protocol):
@@ -37,6 +52,10 @@ class CreditReservations(Protocol):
 
     async def reserve(self, *, account_id: int, request_id: str, price: int) -> int:
         """Take `price` credits for the request; returns the balance left."""
+        ...
+
+    async def answers(self, *, timeout_s: float) -> bool:
+        """Whether the database answers a trivial query within `timeout_s`."""
         ...
 
 
@@ -59,8 +78,42 @@ class _Prepared:
         return self._literals | values
 
 
+class _NoAnswer(Exception):
+    pass
+
+
+class _Waiting:
+    """Waits a bounded time for database work. Work that answers later is left to finish
+    on its own, held here meanwhile (the GC may drop a bare task)."""
+
+    def __init__(self) -> None:
+        self._unanswered: set[asyncio.Task[Any]] = set()
+
+    async def answer(self, work: Coroutine[Any, Any, T], timeout_s: float) -> T:
+        """`work`'s result; `_NoAnswer` once `timeout_s` passes, `work` running on."""
+        task = asyncio.ensure_future(work)
+        # `wait` cancels the task neither when its time is up nor when its caller is.
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if done:
+            return task.result()
+        self._unanswered.add(task)
+        task.add_done_callback(self._answered_late)
+        raise _NoAnswer
+
+    def _answered_late(self, task: asyncio.Task[Any]) -> None:
+        self._unanswered.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("database work answered late, failing: %s", task.exception())
+
+
 class PostgresReservations:
-    def __init__(self, engine: Engine, *, connect_wait_s: float = CONNECT_WAIT_S) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        connect_wait_s: float = CONNECT_WAIT_S,
+        answer_timeout_s: float = ANSWER_TIMEOUT_S,
+    ) -> None:
         conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._pool = AsyncConnectionPool(
             conninfo,
@@ -72,6 +125,8 @@ class PostgresReservations:
         )
         self._reserve_sql = _Prepared(ledger.reserve_statement(), engine)
         self._balance_sql = _Prepared(ledger.balance_statement(), engine)
+        self._answer_timeout_s = answer_timeout_s
+        self._waiting = _Waiting()
 
     async def open(self) -> None:
         await self._pool.open(wait=False)
@@ -82,18 +137,41 @@ class PostgresReservations:
     async def reserve(self, *, account_id: int, request_id: str, price: int) -> int:
         params = self._reserve_sql.params(account_id=account_id, request_id=request_id, price=price)
         try:
+            return await self._waiting.answer(
+                self._reserve(params, account_id, price), self._answer_timeout_s
+            )
+        except _NoAnswer:
+            raise ReservationUnconfirmed(f"no answer in {self._answer_timeout_s} s") from None
+
+    async def answers(self, *, timeout_s: float) -> bool:
+        try:
+            await self._waiting.answer(self._select_one(), timeout_s)
+        except (_NoAnswer, psycopg.Error, PoolTimeout):
+            return False
+        return True
+
+    async def _select_one(self) -> None:
+        async with self._pool.connection() as connection:
+            await connection.execute("SELECT 1")
+
+    async def _reserve(self, params: dict[str, Any], account_id: int, price: int) -> int:
+        try:
             try:
                 return await self._reserve_once(params, account_id, price)
-            except psycopg.OperationalError:
+            except PoolTimeout as error:  # no connection: nothing was sent
+                raise ReservationsUnavailable(str(error)) from error
+            except psycopg.OperationalError as first:
                 # Connections that broke while idle (the server restarted): drop them all
                 # and try once more. Safe even if the first statement ran: its ledger row
                 # is unique per request, so a second one fails instead of charging twice.
                 await self._pool.check()
-                return await self._reserve_once(params, account_id, price)
+                try:
+                    return await self._reserve_once(params, account_id, price)
+                except (psycopg.OperationalError, PoolTimeout) as error:
+                    # The first statement may have run before its connection broke.
+                    raise ReservationUnconfirmed(str(error)) from first
         except psycopg.errors.UniqueViolation:
             return await self._balance(account_id)
-        except (psycopg.OperationalError, PoolTimeout) as error:
-            raise ReservationsUnavailable(str(error)) from error
 
     async def _balance(self, account_id: int) -> int:
         async with self._pool.connection() as connection:
@@ -113,8 +191,12 @@ class PostgresReservations:
 
 
 class ThreadedReservations:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, answer_timeout_s: float = ANSWER_TIMEOUT_S
+    ) -> None:
         self._sessions = sessions
+        self._answer_timeout_s = answer_timeout_s
+        self._waiting = _Waiting()
 
     async def open(self) -> None:
         pass
@@ -123,6 +205,25 @@ class ThreadedReservations:
         pass
 
     async def reserve(self, *, account_id: int, request_id: str, price: int) -> int:
+        try:
+            return await self._waiting.answer(
+                self._reserve(account_id, request_id, price), self._answer_timeout_s
+            )
+        except _NoAnswer:
+            raise ReservationUnconfirmed(f"no answer in {self._answer_timeout_s} s") from None
+
+    async def answers(self, *, timeout_s: float) -> bool:
+        def select_one() -> None:
+            with self._sessions() as session:
+                session.execute(text("SELECT 1"))
+
+        try:
+            await self._waiting.answer(anyio.to_thread.run_sync(select_one), timeout_s)
+        except (_NoAnswer, SQLAlchemyError):
+            return False
+        return True
+
+    async def _reserve(self, account_id: int, request_id: str, price: int) -> int:
         def run() -> int:
             with self._sessions() as session, session.begin():
                 return ledger.reserve(

@@ -37,7 +37,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -384,6 +384,26 @@ class PostgresServer(_Server):
     def log_path(self) -> Path:
         return self._owned_directory() / "postgres.log"
 
+    @contextlib.contextmanager
+    def stalled(self) -> Iterator[None]:
+        """The server stops answering (SIGSTOP: its connections stay open, as in a hung
+        failover) until the block ends."""
+        postmaster = self.pid
+        if postmaster is None:
+            raise ServiceError("only a server of this process's own can be stalled")
+        os.kill(postmaster, signal.SIGSTOP)  # first: it forks no new backend meanwhile
+        stopped = [postmaster]
+        try:
+            for pid in _children(postmaster):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+            yield
+        finally:
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
     def start(self) -> None:
         """Create the cluster and database on first start; start the server."""
         directory = self._owned_directory()
@@ -489,6 +509,17 @@ def _make_postgres_directory() -> Path:
             ) from None
         os.chown(directory, owner.pw_uid, owner.pw_gid)
     return directory
+
+
+def _children(parent: int) -> list[int]:
+    """The processes whose parent is `parent`, from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            # pid (comm) state ppid ...: the name may hold spaces, so split after it.
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                children.append(int(stat.parent.name))
+    return children
 
 
 def start_postgres(

@@ -6,14 +6,16 @@ code, same message shape, and they appear in no list.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
 
+import anyio
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.exceptions import NotFound, PermissionDenied
+from portal.exceptions import DatabaseUnavailable, NotFound, PermissionDenied
 from schema.messages import Pool
 from schema.models import CatalogModel, Plan, PlanModel, Price
 
@@ -98,15 +100,31 @@ def load_snapshot(session: Session) -> CatalogSnapshot:
     return CatalogSnapshot(models, plans, prices)
 
 
+# How long a request waits for a reload of a stale catalog before it goes on with the
+# snapshot it has (the reload goes on): a database that stopped answering must not hold
+# up every request.
+RELOAD_WAIT_S = 2.0
+
+
+def _retrieved(reload: asyncio.Future[CatalogSnapshot]) -> None:
+    """A reload's failure is its waiters' to raise; one nobody waited for is not logged."""
+    if not reload.cancelled():
+        reload.exception()
+
+
 class Catalog:
     """A snapshot of the catalog, reloaded when older than `ttl_s`."""
 
-    def __init__(self, sessions: sessionmaker[Session], ttl_s: float) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], ttl_s: float, *, reload_wait_s: float = RELOAD_WAIT_S
+    ) -> None:
         self._sessions = sessions
         self._ttl_s = ttl_s
+        self._reload_wait_s = reload_wait_s
         self._lock = threading.Lock()
         self._snapshot: CatalogSnapshot | None = None
         self._loaded_at = 0.0
+        self._reloading: asyncio.Future[CatalogSnapshot] | None = None
 
     def fresh(self) -> CatalogSnapshot | None:
         """The snapshot if it needs no reload: safe to use on the event loop."""
@@ -114,6 +132,27 @@ class Catalog:
         if snapshot is None or time.monotonic() - self._loaded_at >= self._ttl_s:
             return None
         return snapshot
+
+    async def snapshot(self) -> CatalogSnapshot:
+        """The snapshot, reloaded in a worker thread (one at a time) when it is stale.
+
+        A reload that has not answered within `reload_wait_s` leaves the stale snapshot
+        in use meanwhile; with none loaded yet, the request gets a 503.
+        """
+        snapshot = self.fresh()
+        if snapshot is not None:
+            return snapshot
+        reload = self._reloading
+        if reload is None or reload.done():
+            reload = self._reloading = asyncio.ensure_future(anyio.to_thread.run_sync(self.current))
+            reload.add_done_callback(_retrieved)
+        # This reload: by the time it has answered, another may have started.
+        done, _ = await asyncio.wait({reload}, timeout=self._reload_wait_s)
+        if done:
+            return reload.result()
+        if self._snapshot is not None:
+            return self._snapshot
+        raise DatabaseUnavailable()
 
     def current(self) -> CatalogSnapshot:
         """Call from a worker thread: it may query the database."""

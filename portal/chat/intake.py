@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 
-import anyio
 from fastapi import Request, Response
 
 from broker.admission import AuthEntryChanged
@@ -53,10 +52,5 @@ async def place_chat_request(
 async def admissible_for(
     state: AppState, caller: Caller, body: ChatCompletionRequest
 ) -> Admissible:
-    def admissible_now() -> Admissible:
-        return check(catalog=state.catalog, settings=state.settings, caller=caller, request=body)
-
-    # A fresh catalog needs no database: check on the loop and spare a thread hop.
-    if state.catalog.fresh() is not None:
-        return admissible_now()
-    return await anyio.to_thread.run_sync(admissible_now)
+    snapshot = await state.catalog.snapshot()
+    return check(snapshot=snapshot, settings=state.settings, caller=caller, request=body)

@@ -16,6 +16,7 @@ without credits does not start jobs it cannot pay for.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import uuid
 from dataclasses import dataclass
@@ -32,9 +33,16 @@ from broker.auth_cache import AuthProof
 from broker.budget import BudgetDay, CloudBudget, budget_day
 from broker.concurrency import AccountSlots
 from broker.queue import JobQueue, QueueFull
+from broker.settlements import SettlementStream
 from portal import ratelimit
-from portal.chat.relay import ChatRelay, Enqueue, NothingReserved, queue_unavailable
-from portal.chat.service import Admissible, cloud_variant, new_job, reserve_credits
+from portal.chat.relay import ChatRelay, Enqueue, NothingReserved, queue_unavailable, unserved
+from portal.chat.service import (
+    Admissible,
+    ChargeUnconfirmed,
+    cloud_variant,
+    new_job,
+    reserve_credits,
+)
 from portal.config import PortalSettings
 from portal.exceptions import GatewayError, PaymentRequired, RateLimited, ServiceUnavailable
 from portal.keys.service import Caller
@@ -52,6 +60,8 @@ class NearThreshold(Exception):
         super().__init__(f"backlog {backlog}")
         self.backlog = backlog
 
+
+log = logging.getLogger(__name__)
 
 # Accounts remembered as short of credits, per process; forgotten all at once past this.
 SHORT_OF_CREDITS_REMEMBERED = 10_000
@@ -85,8 +95,10 @@ class Placement:
         budget: CloudBudget,
         relay: ChatRelay,
         slots: AccountSlots,
+        settlements: SettlementStream,
     ) -> None:
         self.slots = slots
+        self.settlements = settlements
         self.settings = settings
         self.sessions = sessions
         self.reservations = reservations
@@ -329,12 +341,24 @@ class Placement:
     async def _reserve_credits(self, job: ChatJob) -> None:
         try:
             await reserve_credits(reservations=self.reservations, settings=self.settings, job=job)
+        except ChargeUnconfirmed:
+            await self._settle_unconfirmed(job)
+            raise
         except PaymentRequired:
             if len(self._short_of_credits) >= SHORT_OF_CREDITS_REMEMBERED:
                 self._short_of_credits.clear()
             self._short_of_credits.add(job.account_id)
             raise
         self._short_of_credits.discard(job.account_id)
+
+    async def _settle_unconfirmed(self, job: ChatJob) -> None:
+        """Settle a job whose reservation went unanswered, through Redis (the database is
+        not answering): the settler refunds the reservation if it was made after all."""
+        settlement = unserved(job, code=ChargeUnconfirmed.code, reservation_unconfirmed=True)
+        try:
+            await self.settlements.push(settlement)
+        except Exception:
+            log.exception("request %s: its unconfirmed reservation could not be settled", job.id)
 
     def _paid_later(self, caller: Caller) -> bool:
         """Whether the caller's local request may start before its credits are reserved:

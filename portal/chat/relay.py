@@ -67,6 +67,19 @@ def _headers(job: ChatJob) -> dict[str, str]:
     }
 
 
+def unserved(job: ChatJob, *, code: str, reservation_unconfirmed: bool = False) -> Settlement:
+    """The settlement of a job that ends without being served: nothing charged."""
+    return Settlement.for_job(
+        job,
+        status="cancelled" if code == "client_cancelled" else "error",
+        charged=False,
+        finished_at_ms=_now_ms(),
+        error_code=code,
+        queue_wait_ms=_now_ms() - job.enqueued_at_ms,
+        reservation_unconfirmed=reservation_unconfirmed,
+    )
+
+
 def failed_response(job: ChatJob, failed: Failed, waited_ms: int) -> JSONResponse:
     headers = _headers(job) | {"x-resayil-queue-wait-ms": str(waited_ms)}
     if failed.retry_after_s is not None:
@@ -107,11 +120,11 @@ class ChatRelay:
             raise refused.error from refused.__cause__
         except GatewayError as error:  # refused at the enqueue itself (a full queue)
             await stack.aclose()
-            await self.settle_now(self._unserved(job, code=error.code))
+            await self.settle_now(unserved(job, code=error.code))
             raise
         except Exception as error:
             await stack.aclose()
-            await self.settle_now(self._unserved(job, code="queue_unavailable"))
+            await self.settle_now(unserved(job, code="queue_unavailable"))
             raise queue_unavailable() from error
         if job.request.stream:
             return await self._stream(job, events, stack)
@@ -230,7 +243,7 @@ class ChatRelay:
         waited_ms = _now_ms() - job.enqueued_at_ms
         if waited_ms < self.settings.max_queue_wait_s * 1000:
             return None
-        settlement = self._unserved(job, code="queue_timeout")
+        settlement = unserved(job, code="queue_timeout")
         if not await self.queue.expire_waiting(job, settlement):
             return None  # a dispatcher took it meanwhile: its events are on their way
         if job.budget_day and self.budget is not None:
@@ -252,21 +265,9 @@ class ChatRelay:
 
     async def _cancel(self, job: ChatJob) -> None:
         """The client went away: dequeue the job, or tell its dispatcher to stop it."""
-        outcome = await self.queue.cancel(job, self._unserved(job, code="client_cancelled"))
+        outcome = await self.queue.cancel(job, unserved(job, code="client_cancelled"))
         if outcome == "dequeued" and job.budget_day and self.budget is not None:
             await self.budget.give_back(job.budget_day)
-
-    @staticmethod
-    def _unserved(job: ChatJob, *, code: str) -> Settlement:
-        """The settlement of a job that ends without being served: nothing charged."""
-        return Settlement.for_job(
-            job,
-            status="cancelled" if code == "client_cancelled" else "error",
-            charged=False,
-            finished_at_ms=_now_ms(),
-            error_code=code,
-            queue_wait_ms=_now_ms() - job.enqueued_at_ms,
-        )
 
     def _in_background(self, work: Awaitable[None]) -> None:
         async def run() -> None:

@@ -6,20 +6,24 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from portal.catalog.service import Catalog, ModelInfo
+from portal.catalog.service import CatalogSnapshot, ModelInfo
 from portal.config import PortalSettings
 from portal.exceptions import (
+    DatabaseUnavailable,
     InvalidRequest,
     PaymentRequired,
     PermissionDenied,
-    ServiceUnavailable,
 )
 from portal.keys.service import Caller
 from schema import ledger
 from schema.messages import ChatJob
 from schema.ollama_chat import UnsupportedInput, validate_translatable
 from schema.openai import ChatCompletionRequest
-from schema.reservations import CreditReservations, ReservationsUnavailable
+from schema.reservations import (
+    CreditReservations,
+    ReservationsUnavailable,
+    ReservationUnconfirmed,
+)
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,13 @@ class Admissible:
 
 
 def check(
-    *, catalog: Catalog, settings: PortalSettings, caller: Caller, request: ChatCompletionRequest
+    *,
+    snapshot: CatalogSnapshot,
+    settings: PortalSettings,
+    caller: Caller,
+    request: ChatCompletionRequest,
 ) -> Admissible:
-    """Account, model access and translatability. Runs in a worker thread."""
+    """Account, model access and translatability, against the catalog `snapshot`."""
     if caller.suspended:
         raise PermissionDenied("This account is suspended.", code="account_suspended")
     plan_code = caller.active_plan(time.time())
@@ -46,7 +54,6 @@ def check(
             code="subscription_expired",
             extra={"renew_url": settings.topup_url},
         )
-    snapshot = catalog.current()
     model = snapshot.resolve(request.model, plan_code)
     try:
         validate_translatable(request)
@@ -101,12 +108,14 @@ async def reserve_credits(
             extra={"balance": error.balance, "price": error.price, "topup_url": settings.topup_url},
         ) from error
     except ReservationsUnavailable as error:
-        raise ServiceUnavailable(
-            "The accounts database is unavailable; the request was not charged. "
-            "Please retry shortly.",
-            code="database_unavailable",
-            headers={"retry-after": "5"},
-        ) from error
+        raise DatabaseUnavailable() from error
+    except ReservationUnconfirmed as error:
+        raise ChargeUnconfirmed() from error
+
+
+class ChargeUnconfirmed(DatabaseUnavailable):
+    """The reservation went unanswered (it may have been made): the request must be
+    settled as such, so that its credits come back if they were taken after all."""
 
 
 def cloud_variant(job: ChatJob, fallback: ModelInfo, price: int, budget_day: str) -> ChatJob:

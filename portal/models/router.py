@@ -3,7 +3,6 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-import anyio
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
@@ -35,7 +34,7 @@ def _model(info: ModelInfo) -> ModelObject:
 @router.get("/models", summary="Models the caller's plan includes", responses=AUTH_ERRORS)
 async def list_models(request: Request, caller: CallerDep, state: StateDep) -> ModelList:
     await ratelimit.peek(state.limiter, request, caller)
-    snapshot = await anyio.to_thread.run_sync(state.catalog.current)
+    snapshot = await state.catalog.snapshot()
     return ModelList(
         data=[_model(m) for m in snapshot.plan_models(caller.active_plan(time.time()))]
     )
@@ -48,7 +47,7 @@ async def retrieve_model(
     model_id: str, request: Request, caller: CallerDep, state: StateDep
 ) -> ModelObject:
     await ratelimit.peek(state.limiter, request, caller)
-    snapshot = await anyio.to_thread.run_sync(state.catalog.current)
+    snapshot = await state.catalog.snapshot()
     for info in snapshot.plan_models(caller.active_plan(time.time())):
         if info.name == model_id:
             return _model(info)

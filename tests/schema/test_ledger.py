@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from schema import ledger
 from schema.messages import Settlement
@@ -206,6 +207,53 @@ def test_batch_settle_skips_what_is_already_settled(sessions: Sessions) -> None:
         "refund",
     ]
     assert balance(sessions, account_id) == 4 == ledger_sum(sessions, account_id)
+
+
+def unconfirmed(sessions: Sessions, account_id: int, request_id: str) -> Settlement:
+    """What the api settles when it gave up waiting for the reservation's answer."""
+    item = settlement(sessions, account_id, request_id, charged=0, reserved=2)
+    return item.model_copy(
+        update={"reservation_unconfirmed": True, "error_code": "database_unavailable"}
+    )
+
+
+def test_an_unanswered_reservation_that_was_made_is_refunded(sessions: Sessions) -> None:
+    account_id = new_account(sessions, 5)
+    request_id = reserved(sessions, account_id, 2)
+    assert settle(sessions, unconfirmed(sessions, account_id, request_id)) == 1
+    rows = entries(sessions, account_id)
+    assert [(e.kind, e.amount, e.balance_after) for e in rows] == [
+        ("grant", 5, 5),
+        ("reserve", -2, 3),
+        ("refund", 2, 5),
+    ]
+    assert [(u.credits_charged, u.error_code) for u in usage_rows(sessions, request_id)] == [
+        (0, "database_unavailable")
+    ]
+    assert balance(sessions, account_id) == 5 == ledger_sum(sessions, account_id)
+
+
+def test_an_unanswered_reservation_that_was_not_made_is_voided_not_refunded(
+    sessions: Sessions,
+) -> None:
+    account_id = new_account(sessions, 5)
+    request_id = uuid.uuid4().hex
+    item = unconfirmed(sessions, account_id, request_id)
+    assert settle(sessions, item) == 1
+    assert settle(sessions, item) == 0  # settled again (a settler retried): nothing more
+    rows = entries(sessions, account_id)
+    assert [(e.kind, e.amount, e.balance_after, e.reason) for e in rows] == [
+        ("grant", 5, 5, "test"),
+        ("reserve", 0, 5, ledger.VOIDED_REASON),
+    ]
+    assert [(u.credits_charged, u.error_code) for u in usage_rows(sessions, request_id)] == [
+        (0, "database_unavailable")
+    ]
+    # The reservation arrives late (the database was slow, not gone): it fails, and
+    # takes nothing that no settlement would give back.
+    with pytest.raises(IntegrityError), sessions() as session, session.begin():
+        ledger.reserve(session, account_id=account_id, request_id=request_id, price=2)
+    assert balance(sessions, account_id) == 5 == ledger_sum(sessions, account_id)
 
 
 def test_grant_adds_a_row_with_balance_after(sessions: Sessions) -> None:

@@ -1,15 +1,18 @@
 """Credit reservations as the api makes them: async psycopg on PostgreSQL, a worker
-thread on SQLite. Races, retries and an unreachable database, on both."""
+thread on SQLite. Races, retries, an unreachable database and one that does not answer,
+on both."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 
 from schema import ledger
 from schema.db import make_session_factory
@@ -17,10 +20,21 @@ from schema.reservations import (
     CreditReservations,
     PostgresReservations,
     ReservationsUnavailable,
+    ReservationUnconfirmed,
+    ThreadedReservations,
     reservations_for,
 )
 from tests.databases import Sessions
-from tests.schema.test_ledger import balance, entries, ledger_sum, new_account
+from tests.schema.test_ledger import (
+    balance,
+    entries,
+    ledger_sum,
+    new_account,
+    settle,
+    unconfirmed,
+)
+
+ANSWER_TIMEOUT_S = 0.3
 
 
 @pytest.fixture
@@ -114,3 +128,108 @@ def test_the_prepared_statement_is_plain_sql_for_the_driver(postgres_sessions: S
         row = conn.execute(prepared.sql, params).fetchone()
     assert row == (1,)
     assert balance(sessions, account_id) == 1 == ledger_sum(sessions, account_id)
+
+
+def impatient(sessions: Sessions) -> CreditReservations:
+    """Reservations that wait `ANSWER_TIMEOUT_S` for an answer."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name == "postgresql":
+        return PostgresReservations(engine, answer_timeout_s=ANSWER_TIMEOUT_S)
+    return ThreadedReservations(sessions, answer_timeout_s=ANSWER_TIMEOUT_S)
+
+
+@contextlib.contextmanager
+def account_held(sessions: Sessions, account_id: int) -> Iterator[Connection]:
+    """Another transaction holds the account's row as an update does (a reservation of
+    the account waits for it) until the block ends; on SQLite, the whole database."""
+    engine = sessions.kw["bind"]
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT 1 FROM accounts WHERE id = :id FOR NO KEY UPDATE"), {"id": account_id}
+            )
+        else:
+            connection.exec_driver_sql("UPDATE accounts SET id = id WHERE id = ?", (account_id,))
+        yield connection
+        connection.rollback()
+
+
+async def ended(what: str, timeout_s: float = 10) -> None:
+    """Until no task runs a coroutine named `what` (a late reservation has ended)."""
+    deadline = time.monotonic() + timeout_s
+    while any(what in task.get_coro().__qualname__ for task in asyncio.all_tasks()):
+        assert time.monotonic() < deadline, f"{what} still running"
+        await asyncio.sleep(0.02)
+
+
+async def test_an_unanswered_reservation_is_unconfirmed_in_bounded_time_then_refunded(
+    sessions: Sessions,
+) -> None:
+    account_id = new_account(sessions, 5)
+    request_id = uuid.uuid4().hex
+    reservations = impatient(sessions)
+    await reservations.open()
+    try:
+        with account_held(sessions, account_id):
+            started = time.monotonic()
+            with pytest.raises(ReservationUnconfirmed):
+                await reservations.reserve(account_id=account_id, request_id=request_id, price=2)
+            waited_s = time.monotonic() - started
+        # The database answers at last: the reservation it was still holding is made.
+        await ended("_reserve")
+    finally:
+        await reservations.close()
+    assert ANSWER_TIMEOUT_S <= waited_s < ANSWER_TIMEOUT_S + 2
+    assert balance(sessions, account_id) == 3
+    # Settled as unconfirmed, the request gets its credits back.
+    assert settle(sessions, unconfirmed(sessions, account_id, request_id)) == 1
+    assert [e.kind for e in entries(sessions, account_id)] == ["grant", "reserve", "refund"]
+    assert balance(sessions, account_id) == 5 == ledger_sum(sessions, account_id)
+
+
+async def test_a_reservation_settled_before_it_arrives_takes_nothing(
+    postgres_sessions: Sessions,
+) -> None:
+    sessions = postgres_sessions
+    account_id = new_account(sessions, 5)
+    request_id = uuid.uuid4().hex
+    reservations = impatient(sessions)
+    await reservations.open()
+    try:
+        with account_held(sessions, account_id):
+            with pytest.raises(ReservationUnconfirmed):
+                await reservations.reserve(account_id=account_id, request_id=request_id, price=2)
+            # The settler gets there first, while the reservation still waits.
+            assert settle(sessions, unconfirmed(sessions, account_id, request_id)) == 1
+        await ended("_reserve")  # the late reservation runs now, and must fail
+    finally:
+        await reservations.close()
+    assert [(e.kind, e.amount) for e in entries(sessions, account_id)] == [
+        ("grant", 5),
+        ("reserve", 0),
+    ]
+    assert balance(sessions, account_id) == 5 == ledger_sum(sessions, account_id)
+
+
+async def test_whether_the_database_answers(sessions: Sessions) -> None:
+    reservations = impatient(sessions)
+    await reservations.open()
+    try:
+        assert await reservations.answers(timeout_s=5)
+    finally:
+        await reservations.close()
+    if sessions.kw["bind"].dialect.name == "postgresql":
+        url = sessions.kw["bind"].url.set(port=1)
+        unreachable: CreditReservations = PostgresReservations(
+            create_engine(url), connect_wait_s=0.2
+        )
+    else:
+        engine = create_engine(f"sqlite:////nonexistent-{uuid.uuid4().hex}/resayil.db")
+        unreachable = reservations_for(make_session_factory(engine))
+    await unreachable.open()
+    try:
+        started = time.monotonic()
+        assert not await unreachable.answers(timeout_s=2)
+        assert time.monotonic() - started < 3
+    finally:
+        await unreachable.close()

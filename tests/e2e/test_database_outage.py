@@ -1,0 +1,77 @@
+"""A PostgreSQL that stops answering: the api says so promptly, answers a chat request
+with a 503 in bounded time instead of leaving it open, and charges nothing for it."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from schema.models import Account, CreditEntry, UsageRecord
+from schema.reservations import ANSWER_TIMEOUT_S
+from tests.e2e.helpers import body, post
+from tests.services import PostgresServer
+from tests.stack import Stack
+
+
+def books(stack: Stack, account_id: int) -> tuple[int, int]:
+    with stack.session() as session:
+        balance = session.get_one(Account, account_id).credit_balance
+        total = session.scalar(
+            select(func.sum(CreditEntry.amount)).where(CreditEntry.account_id == account_id)
+        )
+    return balance, int(total or 0)
+
+
+def usage(stack: Stack, account_id: int) -> list[tuple[str, str | None, int]]:
+    with stack.session() as session:
+        rows = session.execute(
+            select(UsageRecord.status, UsageRecord.error_code, UsageRecord.credits_charged)
+            .where(UsageRecord.account_id == account_id)
+            .order_by(UsageRecord.id)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_a_stalled_database_is_reported_and_refused_in_bounded_time_and_not_charged(
+    stack: Stack, postgres_server: PostgresServer
+) -> None:
+    if not stack.database_url.startswith("postgresql") or postgres_server.external:
+        pytest.skip("stalls a PostgreSQL server of the test session's own")
+    account = stack.new_account(credits=10)
+    assert post(stack.api_url, account.key, body("hello")).status_code == 200  # key cached
+    assert httpx.get(f"{stack.api_url}/healthz").json() == {"status": "ok"}
+    with postgres_server.stalled():
+        # First the chat request: its reservation goes out on the connection the first
+        # request left idle, and gets no answer (the probe would take that connection).
+        started = time.monotonic()
+        chat = post(stack.api_url, account.key, body("hello"))
+        chat_s = time.monotonic() - started
+        started = time.monotonic()
+        health = httpx.get(f"{stack.api_url}/healthz", timeout=30)
+        health_s = time.monotonic() - started
+    assert health.status_code == 503
+    assert health.json() == {"status": "degraded", "database": "down"}
+    assert health_s < 5  # the probe's own bound (2 s)
+    assert chat.status_code == 503
+    error = chat.json()["error"]
+    assert (error["type"], error["code"]) == ("api_error", "database_unavailable")
+    assert "not charged" in error["message"]
+    assert chat.headers["retry-after"]
+    assert ANSWER_TIMEOUT_S <= chat_s < ANSWER_TIMEOUT_S + 10
+    # Once the database answers, the refused request is settled: whether or not its
+    # reservation went through in the end, the account keeps its credits.
+    deadline = time.monotonic() + 20
+    while len(usage(stack, account.account_id)) < 2:
+        assert time.monotonic() < deadline, "the refused request was never settled"
+        time.sleep(0.1)
+    assert usage(stack, account.account_id) == [
+        ("ok", None, 1),
+        ("error", "database_unavailable", 0),
+    ]
+    assert books(stack, account.account_id) == (9, 9)
+    assert httpx.get(f"{stack.api_url}/healthz", timeout=5).json() == {"status": "ok"}
+    assert post(stack.api_url, account.key, body("hello again")).status_code == 200
+    assert books(stack, account.account_id) == (8, 8)
