@@ -13,11 +13,15 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from broker.auth_cache import AuthProof
 from broker.sessions import WebSession
-from portal.exceptions import AuthenticationFailed, PermissionDenied
+from portal.exceptions import AuthenticationFailed, DatabaseUnavailable, PermissionDenied
 from portal.keys.service import Caller, authenticate, digest, refuse
 from portal.state import AppState
 from portal.translatable import N_
 from portal.web.cookies import CSRF_REFUSED, SESSION_COOKIE, csrf_matches
+from schema.bounded import ANSWER_TIMEOUT_S, BoundedWaits, NoAnswer
+
+# Key lookups the database has not answered (they go on; their requests got a 503).
+_lookups = BoundedWaits()
 
 bearer = HTTPBearer(auto_error=False, description="An API key from your Resayil dashboard")
 
@@ -52,7 +56,10 @@ async def resolve_caller(state: AppState, raw: str, ip: str) -> Caller:
         with state.sessions() as session, session.begin():
             return authenticate(session, raw_key=raw, client_ip=ip)
 
-    caller = await anyio.to_thread.run_sync(lookup)
+    try:
+        caller = await _lookups.answer(anyio.to_thread.run_sync(lookup), ANSWER_TIMEOUT_S)
+    except NoAnswer:
+        raise DatabaseUnavailable() from None
     await state.auth_cache.put(wanted, caller.account_id, json.dumps(asdict(caller)))
     return caller
 

@@ -12,10 +12,7 @@ Such a request is settled with `reservation_unconfirmed` (`ledger.settle` sorts 
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import anyio
 import psycopg
@@ -26,15 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
 from schema import ledger
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+from schema.bounded import ANSWER_TIMEOUT_S, BoundedWaits, NoAnswer
 
 POOL_SIZE = 10
 CONNECT_WAIT_S = 5.0
-# How long a request waits for its reservation's answer. A stalled database (a hung
-# failover, packets dropped) leaves a connection open with no answer and no error.
-ANSWER_TIMEOUT_S = 10.0
 
 
 class ReservationsUnavailable(Exception):
@@ -78,34 +70,6 @@ class _Prepared:
         return self._literals | values
 
 
-class _NoAnswer(Exception):
-    pass
-
-
-class _Waiting:
-    """Waits a bounded time for database work. Work that answers later is left to finish
-    on its own, held here meanwhile (the GC may drop a bare task)."""
-
-    def __init__(self) -> None:
-        self._unanswered: set[asyncio.Task[Any]] = set()
-
-    async def answer(self, work: Coroutine[Any, Any, T], timeout_s: float) -> T:
-        """`work`'s result; `_NoAnswer` once `timeout_s` passes, `work` running on."""
-        task = asyncio.ensure_future(work)
-        # `wait` cancels the task neither when its time is up nor when its caller is.
-        done, _ = await asyncio.wait({task}, timeout=timeout_s)
-        if done:
-            return task.result()
-        self._unanswered.add(task)
-        task.add_done_callback(self._answered_late)
-        raise _NoAnswer
-
-    def _answered_late(self, task: asyncio.Task[Any]) -> None:
-        self._unanswered.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("database work answered late, failing: %s", task.exception())
-
-
 class PostgresReservations:
     def __init__(
         self,
@@ -126,7 +90,7 @@ class PostgresReservations:
         self._reserve_sql = _Prepared(ledger.reserve_statement(), engine)
         self._balance_sql = _Prepared(ledger.balance_statement(), engine)
         self._answer_timeout_s = answer_timeout_s
-        self._waiting = _Waiting()
+        self._waiting = BoundedWaits()
 
     async def open(self) -> None:
         await self._pool.open(wait=False)
@@ -140,13 +104,13 @@ class PostgresReservations:
             return await self._waiting.answer(
                 self._reserve(params, account_id, price), self._answer_timeout_s
             )
-        except _NoAnswer:
+        except NoAnswer:
             raise ReservationUnconfirmed(f"no answer in {self._answer_timeout_s} s") from None
 
     async def answers(self, *, timeout_s: float) -> bool:
         try:
             await self._waiting.answer(self._select_one(), timeout_s)
-        except (_NoAnswer, psycopg.Error, PoolTimeout):
+        except (NoAnswer, psycopg.Error, PoolTimeout):
             return False
         return True
 
@@ -196,7 +160,7 @@ class ThreadedReservations:
     ) -> None:
         self._sessions = sessions
         self._answer_timeout_s = answer_timeout_s
-        self._waiting = _Waiting()
+        self._waiting = BoundedWaits()
 
     async def open(self) -> None:
         pass
@@ -209,7 +173,7 @@ class ThreadedReservations:
             return await self._waiting.answer(
                 self._reserve(account_id, request_id, price), self._answer_timeout_s
             )
-        except _NoAnswer:
+        except NoAnswer:
             raise ReservationUnconfirmed(f"no answer in {self._answer_timeout_s} s") from None
 
     async def answers(self, *, timeout_s: float) -> bool:
@@ -219,7 +183,7 @@ class ThreadedReservations:
 
         try:
             await self._waiting.answer(anyio.to_thread.run_sync(select_one), timeout_s)
-        except (_NoAnswer, SQLAlchemyError):
+        except (NoAnswer, SQLAlchemyError):
             return False
         return True
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.exceptions import DatabaseUnavailable, NotFound, PermissionDenied
+from schema.bounded import BoundedWaits, NoAnswer
 from schema.messages import Pool
 from schema.models import CatalogModel, Plan, PlanModel, Price
 
@@ -106,12 +107,6 @@ def load_snapshot(session: Session) -> CatalogSnapshot:
 RELOAD_WAIT_S = 2.0
 
 
-def _retrieved(reload: asyncio.Future[CatalogSnapshot]) -> None:
-    """A reload's failure is its waiters' to raise; one nobody waited for is not logged."""
-    if not reload.cancelled():
-        reload.exception()
-
-
 class Catalog:
     """A snapshot of the catalog, reloaded when older than `ttl_s`."""
 
@@ -125,6 +120,7 @@ class Catalog:
         self._snapshot: CatalogSnapshot | None = None
         self._loaded_at = 0.0
         self._reloading: asyncio.Future[CatalogSnapshot] | None = None
+        self._waits = BoundedWaits()
 
     def fresh(self) -> CatalogSnapshot | None:
         """The snapshot if it needs no reload: safe to use on the event loop."""
@@ -145,14 +141,13 @@ class Catalog:
         reload = self._reloading
         if reload is None or reload.done():
             reload = self._reloading = asyncio.ensure_future(anyio.to_thread.run_sync(self.current))
-            reload.add_done_callback(_retrieved)
-        # This reload: by the time it has answered, another may have started.
-        done, _ = await asyncio.wait({reload}, timeout=self._reload_wait_s)
-        if done:
-            return reload.result()
-        if self._snapshot is not None:
-            return self._snapshot
-        raise DatabaseUnavailable()
+        try:
+            # This reload: by the time it has answered, another may have started.
+            return await self._waits.answer(reload, self._reload_wait_s)
+        except NoAnswer:
+            if self._snapshot is not None:
+                return self._snapshot
+            raise DatabaseUnavailable() from None
 
     def current(self) -> CatalogSnapshot:
         """Call from a worker thread: it may query the database."""

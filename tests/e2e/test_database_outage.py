@@ -4,13 +4,14 @@ with a 503 in bounded time instead of leaving it open, and charges nothing for i
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
+from schema.bounded import ANSWER_TIMEOUT_S
 from schema.models import Account, CreditEntry, UsageRecord
-from schema.reservations import ANSWER_TIMEOUT_S
 from tests.e2e.helpers import body, post
 from tests.services import PostgresServer
 from tests.stack import Stack
@@ -41,14 +42,18 @@ def test_a_stalled_database_is_reported_and_refused_in_bounded_time_and_not_char
     if not stack.database_url.startswith("postgresql") or postgres_server.external:
         pytest.skip("stalls a PostgreSQL server of the test session's own")
     account = stack.new_account(credits=10)
+    newcomer = stack.new_account(credits=10)  # its key is looked up on its first request
     assert post(stack.api_url, account.key, body("hello")).status_code == 200  # key cached
     assert httpx.get(f"{stack.api_url}/healthz").json() == {"status": "ok"}
-    with postgres_server.stalled():
-        # First the chat request: its reservation goes out on the connection the first
-        # request left idle, and gets no answer (the probe would take that connection).
+
+    def timed(key: str) -> tuple[httpx.Response, float]:
         started = time.monotonic()
-        chat = post(stack.api_url, account.key, body("hello"))
-        chat_s = time.monotonic() - started
+        return post(stack.api_url, key, body("hello")), time.monotonic() - started
+
+    with postgres_server.stalled(), ThreadPoolExecutor(2) as pool:
+        # First the chat requests: the reservation goes out on the connection the first
+        # request left idle, and gets no answer (the probe would take that connection).
+        (chat, chat_s), (lookup, lookup_s) = pool.map(timed, [account.key, newcomer.key])
         started = time.monotonic()
         health = httpx.get(f"{stack.api_url}/healthz", timeout=30)
         health_s = time.monotonic() - started
@@ -61,6 +66,10 @@ def test_a_stalled_database_is_reported_and_refused_in_bounded_time_and_not_char
     assert "not charged" in error["message"]
     assert chat.headers["retry-after"]
     assert ANSWER_TIMEOUT_S <= chat_s < ANSWER_TIMEOUT_S + 10
+    # A key not cached yet: its lookup goes unanswered, and is a 503 as well.
+    assert lookup.status_code == 503
+    assert lookup.json()["error"]["code"] == "database_unavailable"
+    assert ANSWER_TIMEOUT_S <= lookup_s < ANSWER_TIMEOUT_S + 10
     # Once the database answers, the refused request is settled: whether or not its
     # reservation went through in the end, the account keeps its credits.
     deadline = time.monotonic() + 20
@@ -75,3 +84,5 @@ def test_a_stalled_database_is_reported_and_refused_in_bounded_time_and_not_char
     assert httpx.get(f"{stack.api_url}/healthz", timeout=5).json() == {"status": "ok"}
     assert post(stack.api_url, account.key, body("hello again")).status_code == 200
     assert books(stack, account.account_id) == (8, 8)
+    assert post(stack.api_url, newcomer.key, body("hello")).status_code == 200
+    assert books(stack, newcomer.account_id) == (9, 9)
