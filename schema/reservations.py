@@ -12,13 +12,14 @@ Such a request is settled with `reservation_unconfirmed` (`ledger.settle` sorts 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Protocol
 
 import anyio
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
@@ -70,7 +71,36 @@ class _Prepared:
         return self._literals | values
 
 
-class PostgresReservations:
+class _BoundedReservations(ABC):
+    """What both kinds share: no wait for the database longer than its bound."""
+
+    def __init__(self, answer_timeout_s: float) -> None:
+        self._answer_timeout_s = answer_timeout_s
+        self._waiting = BoundedWaits()
+
+    async def reserve(self, *, account_id: int, request_id: str, price: int) -> int:
+        try:
+            return await self._waiting.answer(
+                self._reserve(account_id, request_id, price), self._answer_timeout_s
+            )
+        except NoAnswer:
+            raise ReservationUnconfirmed(f"no answer in {self._answer_timeout_s} s") from None
+
+    async def answers(self, *, timeout_s: float) -> bool:
+        try:
+            await self._waiting.answer(self._select_one(), timeout_s)
+        except Exception:  # unanswered, or the database refused: down either way
+            return False
+        return True
+
+    @abstractmethod
+    async def _reserve(self, account_id: int, request_id: str, price: int) -> int: ...
+
+    @abstractmethod
+    async def _select_one(self) -> None: ...
+
+
+class PostgresReservations(_BoundedReservations):
     def __init__(
         self,
         engine: Engine,
@@ -78,6 +108,7 @@ class PostgresReservations:
         connect_wait_s: float = CONNECT_WAIT_S,
         answer_timeout_s: float = ANSWER_TIMEOUT_S,
     ) -> None:
+        super().__init__(answer_timeout_s)
         conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._pool = AsyncConnectionPool(
             conninfo,
@@ -89,8 +120,6 @@ class PostgresReservations:
         )
         self._reserve_sql = _Prepared(ledger.reserve_statement(), engine)
         self._balance_sql = _Prepared(ledger.balance_statement(), engine)
-        self._answer_timeout_s = answer_timeout_s
-        self._waiting = BoundedWaits()
 
     async def open(self) -> None:
         await self._pool.open(wait=False)
@@ -98,27 +127,12 @@ class PostgresReservations:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def reserve(self, *, account_id: int, request_id: str, price: int) -> int:
-        params = self._reserve_sql.params(account_id=account_id, request_id=request_id, price=price)
-        try:
-            return await self._waiting.answer(
-                self._reserve(params, account_id, price), self._answer_timeout_s
-            )
-        except NoAnswer:
-            raise ReservationUnconfirmed(f"no answer in {self._answer_timeout_s} s") from None
-
-    async def answers(self, *, timeout_s: float) -> bool:
-        try:
-            await self._waiting.answer(self._select_one(), timeout_s)
-        except (NoAnswer, psycopg.Error, PoolTimeout):
-            return False
-        return True
-
     async def _select_one(self) -> None:
         async with self._pool.connection() as connection:
             await connection.execute("SELECT 1")
 
-    async def _reserve(self, params: dict[str, Any], account_id: int, price: int) -> int:
+    async def _reserve(self, account_id: int, request_id: str, price: int) -> int:
+        params = self._reserve_sql.params(account_id=account_id, request_id=request_id, price=price)
         try:
             try:
                 return await self._reserve_once(params, account_id, price)
@@ -154,13 +168,12 @@ class PostgresReservations:
         return int(row[0])
 
 
-class ThreadedReservations:
+class ThreadedReservations(_BoundedReservations):
     def __init__(
         self, sessions: sessionmaker[Session], *, answer_timeout_s: float = ANSWER_TIMEOUT_S
     ) -> None:
+        super().__init__(answer_timeout_s)
         self._sessions = sessions
-        self._answer_timeout_s = answer_timeout_s
-        self._waiting = BoundedWaits()
 
     async def open(self) -> None:
         pass
@@ -168,24 +181,12 @@ class ThreadedReservations:
     async def close(self) -> None:
         pass
 
-    async def reserve(self, *, account_id: int, request_id: str, price: int) -> int:
-        try:
-            return await self._waiting.answer(
-                self._reserve(account_id, request_id, price), self._answer_timeout_s
-            )
-        except NoAnswer:
-            raise ReservationUnconfirmed(f"no answer in {self._answer_timeout_s} s") from None
-
-    async def answers(self, *, timeout_s: float) -> bool:
+    async def _select_one(self) -> None:
         def select_one() -> None:
             with self._sessions() as session:
                 session.execute(text("SELECT 1"))
 
-        try:
-            await self._waiting.answer(anyio.to_thread.run_sync(select_one), timeout_s)
-        except (NoAnswer, SQLAlchemyError):
-            return False
-        return True
+        await anyio.to_thread.run_sync(select_one)
 
     async def _reserve(self, account_id: int, request_id: str, price: int) -> int:
         def run() -> int:

@@ -100,15 +100,17 @@ async def test_a_connection_the_server_dropped_is_replaced(postgres_sessions: Se
     assert left == 3 == balance(sessions, account_id) == ledger_sum(sessions, account_id)
 
 
-async def test_an_unreachable_database_is_reported_not_raised_raw(sessions: Sessions) -> None:
+def unreachable_like(sessions: Sessions) -> CreditReservations:
+    """Reservations of the same kind on a database that cannot be reached."""
     if sessions.kw["bind"].dialect.name == "postgresql":
         url = sessions.kw["bind"].url.set(port=1)  # nothing listens on port 1
-        unreachable: CreditReservations = PostgresReservations(
-            create_engine(url), connect_wait_s=0.5
-        )
-    else:
-        engine = create_engine(f"sqlite:////nonexistent-{uuid.uuid4().hex}/resayil.db")
-        unreachable = reservations_for(make_session_factory(engine))
+        return PostgresReservations(create_engine(url), connect_wait_s=0.5)
+    engine = create_engine(f"sqlite:////nonexistent-{uuid.uuid4().hex}/resayil.db")
+    return reservations_for(make_session_factory(engine))
+
+
+async def test_an_unreachable_database_is_reported_not_raised_raw(sessions: Sessions) -> None:
+    unreachable = unreachable_like(sessions)
     await unreachable.open()
     try:
         with pytest.raises(ReservationsUnavailable):
@@ -218,14 +220,7 @@ async def test_whether_the_database_answers(sessions: Sessions) -> None:
         assert await reservations.answers(timeout_s=5)
     finally:
         await reservations.close()
-    if sessions.kw["bind"].dialect.name == "postgresql":
-        url = sessions.kw["bind"].url.set(port=1)
-        unreachable: CreditReservations = PostgresReservations(
-            create_engine(url), connect_wait_s=0.2
-        )
-    else:
-        engine = create_engine(f"sqlite:////nonexistent-{uuid.uuid4().hex}/resayil.db")
-        unreachable = reservations_for(make_session_factory(engine))
+    unreachable = unreachable_like(sessions)
     await unreachable.open()
     try:
         started = time.monotonic()
