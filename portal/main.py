@@ -38,7 +38,7 @@ from portal.chat.router import router as chat_router
 from portal.config import PortalSettings, load_settings
 from portal.dashboard.pages import router as dashboard_pages
 from portal.dashboard.router import router as usage_api
-from portal.exceptions import install_error_handlers
+from portal.exceptions import DatabaseUnavailable, install_error_handlers
 from portal.keys.pages import router as keys_pages
 from portal.keys.router import router as keys_api
 from portal.models.router import router as models_router
@@ -49,6 +49,7 @@ from portal.state import AppState
 from portal.web.rendering import Renderer
 from portal.web.visitor import LoginRequired
 from schema import cloud_budget, ledger
+from schema.bounded import ANSWER_TIMEOUT_S, BoundedWaits, NoAnswer
 from schema.db import make_engine, make_session_factory
 from schema.messages import Settlement
 from schema.reservations import reservations_for
@@ -69,6 +70,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             yield
         finally:
             await state.relay.drain()
+            await state.placement.drain()
             await state.hub.stop()
             await state.reservations.close()
             await state.redis.aclose()
@@ -161,12 +163,17 @@ async def _build_state(settings: PortalSettings) -> AppState:
 
         await anyio.to_thread.run_sync(write)
 
+    persisted_reads = BoundedWaits()
+
     async def load_persisted(day: str) -> int:
         def read() -> int:
             with sessions() as session:
                 return cloud_budget.persisted_used(session, day)
 
-        return await anyio.to_thread.run_sync(read)
+        try:
+            return await persisted_reads.answer(anyio.to_thread.run_sync(read), ANSWER_TIMEOUT_S)
+        except NoAnswer:
+            raise DatabaseUnavailable() from None
 
     budget = CloudBudget(redis, load_persisted)
     relay = ChatRelay(hub, queue, settings, settle_now, budget)

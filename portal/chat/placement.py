@@ -15,6 +15,7 @@ without credits does not start jobs it cannot pay for.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -51,6 +52,8 @@ from schema.messages import ChatJob, Pool
 from schema.openai import ChatCompletionRequest
 from schema.reservations import CreditReservations
 
+log = logging.getLogger(__name__)
+
 
 class NearThreshold(Exception):
     """Admitted, but not enqueued: the local backlog is within one waiter of the failover
@@ -60,8 +63,6 @@ class NearThreshold(Exception):
         super().__init__(f"backlog {backlog}")
         self.backlog = backlog
 
-
-log = logging.getLogger(__name__)
 
 # Accounts remembered as short of credits, per process; forgotten all at once past this.
 SHORT_OF_CREDITS_REMEMBERED = 10_000
@@ -107,6 +108,7 @@ class Placement:
         self.budget = budget
         self.relay = relay
         self._short_of_credits: set[int] = set()
+        self._bookkeeping: set[asyncio.Task[None]] = set()
 
     def today(self) -> BudgetDay:
         return budget_day(datetime.now(UTC), self.settings.budget_timezone)
@@ -243,10 +245,10 @@ class Placement:
             raise self._exhausted(day)
         try:
             job = await self._reserve(pending)
-        except PaymentRequired:
+        except GatewayError:  # no credits, or no answer from the database
             await self.budget.give_back(day.day)
             raise
-        await self._record_take(day.day, count)
+        self._record_take(day.day, count)
         job = job.model_copy(update={"budget_day": day.day})
         return await self.relay.respond(job, pending.request)
 
@@ -290,7 +292,7 @@ class Placement:
                     continue
                 chosen, count = placed
                 if count:
-                    await self._record_take(day.day, count)
+                    self._record_take(day.day, count)
                 return chosen
             raise RuntimeError("the cloud budget counter could not be restored")
 
@@ -365,7 +367,10 @@ class Placement:
         yes, unless its account's last reservation here failed."""
         return caller.account_id not in self._short_of_credits
 
-    async def _record_take(self, day: str, count: int) -> None:
+    def _record_take(self, day: str, count: int) -> None:
+        """Persist the day's count (the high-water mark a Redis restart starts from) and
+        raise the 80% and 100% alerts, in the background: the request neither waits for
+        this bookkeeping nor fails with it (Redis holds the count that decides)."""
         cap = self.settings.cloud_daily_cap
 
         def write() -> None:
@@ -376,7 +381,20 @@ class Placement:
                     message = f"Cloud budget for {day}: {count} of {cap} requests used."
                     cloud_budget.record_alert(session, kind=kind, day=day, message=message)
 
-        await anyio.to_thread.run_sync(write)
+        async def record() -> None:
+            try:
+                await anyio.to_thread.run_sync(write)
+            except Exception:
+                log.exception("the cloud budget's count %d for %s was not persisted", count, day)
+
+        task = asyncio.create_task(record())
+        self._bookkeeping.add(task)  # strong ref: the GC may drop a bare task
+        task.add_done_callback(self._bookkeeping.discard)
+
+    async def drain(self) -> None:
+        """Until the bookkeeping in the background is written."""
+        if self._bookkeeping:
+            await asyncio.gather(*self._bookkeeping, return_exceptions=True)
 
     def _exhausted(self, day: BudgetDay) -> ServiceUnavailable:
         return ServiceUnavailable(

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from schema.bounded import ANSWER_TIMEOUT_S
 from schema.models import Account, CreditEntry, UsageRecord
-from tests.e2e.helpers import body, post
+from tests.e2e.helpers import LOCAL, body, post
+from tests.e2e.test_cloud import CLOUD, used_today
 from tests.services import PostgresServer
 from tests.stack import Stack
 
@@ -44,16 +45,28 @@ def test_a_stalled_database_is_reported_and_refused_in_bounded_time_and_not_char
     account = stack.new_account(credits=10)
     newcomer = stack.new_account(credits=10)  # its key is looked up on its first request
     assert post(stack.api_url, account.key, body("hello")).status_code == 200  # key cached
+    # The day's cloud budget counter is in Redis, taken without the database.
+    assert post(stack.api_url, account.key, body("hello", CLOUD)).status_code == 200
     assert httpx.get(f"{stack.api_url}/healthz").json() == {"status": "ok"}
 
-    def timed(key: str) -> tuple[httpx.Response, float]:
+    def timed(key: str, model: str = LOCAL, after_s: float = 0) -> tuple[httpx.Response, float]:
+        time.sleep(after_s)
         started = time.monotonic()
-        return post(stack.api_url, key, body("hello")), time.monotonic() - started
+        return post(stack.api_url, key, body("hello", model)), time.monotonic() - started
 
-    with postgres_server.stalled(), ThreadPoolExecutor(2) as pool:
-        # First the chat requests: the reservation goes out on the connection the first
-        # request left idle, and gets no answer (the probe would take that connection).
-        (chat, chat_s), (lookup, lookup_s) = pool.map(timed, [account.key, newcomer.key])
+    budget_before = used_today(stack)
+    with postgres_server.stalled(), ThreadPoolExecutor(3) as pool:
+        # The chat requests first, while their keys are still in the cache: the local one's
+        # reservation goes out on the connection the first request left idle, and gets no
+        # answer; the cloud one, a moment later, finds no connection free.
+        local = pool.submit(timed, account.key)
+        lookup_ = pool.submit(timed, newcomer.key)
+        cloud_ = pool.submit(timed, account.key, CLOUD, 0.5)
+        (chat, chat_s), (lookup, lookup_s), (cloud, _) = (
+            local.result(),
+            lookup_.result(),
+            cloud_.result(),
+        )
         started = time.monotonic()
         health = httpx.get(f"{stack.api_url}/healthz", timeout=30)
         health_s = time.monotonic() - started
@@ -66,23 +79,27 @@ def test_a_stalled_database_is_reported_and_refused_in_bounded_time_and_not_char
     assert "not charged" in error["message"]
     assert chat.headers["retry-after"]
     assert ANSWER_TIMEOUT_S <= chat_s < ANSWER_TIMEOUT_S + 10
+    # A cloud request takes a unit of the day's cloud budget before its credits: refused,
+    # it gives the unit back.
+    assert cloud.status_code == 503
+    assert cloud.json()["error"]["code"] == "database_unavailable"
+    assert used_today(stack) == budget_before
     # A key not cached yet: its lookup goes unanswered, and is a 503 as well.
     assert lookup.status_code == 503
     assert lookup.json()["error"]["code"] == "database_unavailable"
     assert ANSWER_TIMEOUT_S <= lookup_s < ANSWER_TIMEOUT_S + 10
-    # Once the database answers, the refused request is settled: whether or not its
-    # reservation went through in the end, the account keeps its credits.
+    # Once the database answers, the refused requests are settled: whether or not their
+    # reservations went through in the end, the account keeps its credits. (The local
+    # one's went out unanswered, so it has a usage row; the cloud one's may not have.)
     deadline = time.monotonic() + 20
-    while len(usage(stack, account.account_id)) < 2:
-        assert time.monotonic() < deadline, "the refused request was never settled"
+    while len(usage(stack, account.account_id)) < 3 or books(stack, account.account_id) != (7, 7):
+        assert time.monotonic() < deadline, "the refused requests were never settled"
         time.sleep(0.1)
-    assert usage(stack, account.account_id) == [
-        ("ok", None, 1),
-        ("error", "database_unavailable", 0),
-    ]
-    assert books(stack, account.account_id) == (9, 9)
+    served, refused = usage(stack, account.account_id)[:2], usage(stack, account.account_id)[2:]
+    assert served == [("ok", None, 1), ("ok", None, 2)]
+    assert refused and set(refused) == {("error", "database_unavailable", 0)}
     assert httpx.get(f"{stack.api_url}/healthz", timeout=5).json() == {"status": "ok"}
     assert post(stack.api_url, account.key, body("hello again")).status_code == 200
-    assert books(stack, account.account_id) == (8, 8)
+    assert books(stack, account.account_id) == (6, 6)
     assert post(stack.api_url, newcomer.key, body("hello")).status_code == 200
     assert books(stack, newcomer.account_id) == (9, 9)
