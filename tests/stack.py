@@ -28,6 +28,7 @@ from schema.migrate import upgrade
 from schema.models import Account, CreditEntry, UsageRecord
 from simulator.myfatoorah.config import MyFatoorahConfig
 from simulator.myfatoorah.harness import MyFatoorahDouble
+from tests.phones import unused_phone
 from tests.services import RedisServer, free_port
 
 READY_TIMEOUT = 30.0
@@ -208,7 +209,7 @@ class Stack:
         self._counter += 1
         stamp = f"{os.getpid()}{self._counter:04d}{int(time.time() * 1000) % 100000:05d}"
         email = f"user{stamp}@example.com"
-        phone = f"+96550{uuid.uuid4().int % 1_000_000:06d}"  # +96550xxxxxx always validates
+        phone = unused_phone()
         with self.session() as session, session.begin():
             registered = create_user(
                 session,

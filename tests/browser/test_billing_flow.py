@@ -15,7 +15,8 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from simulator.myfatoorah.cards import FAILURE_CARDS, SUCCESS_CARDS
-from tests.portal.people import PASSWORD, fresh_email, fresh_phone
+from tests.phones import unused_phone
+from tests.portal.people import PASSWORD, fresh_email
 from tests.stack import Stack
 
 KUWAIT = ZoneInfo("Asia/Kuwait")
@@ -27,7 +28,7 @@ def _sign_up(page: Page, language: str) -> None:
     if language == "ar":
         page.get_by_test_id("language-switch").click()
     page.locator("#email").fill(fresh_email())
-    page.locator("#phone").fill(fresh_phone())
+    page.locator("#phone").fill(unused_phone())
     page.locator("#password").fill(PASSWORD)
     page.locator("#password").press("Enter")
     expect(page).to_have_url(re.compile(r"/dashboard$"))

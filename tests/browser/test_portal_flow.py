@@ -11,7 +11,8 @@ import openai
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.portal.people import PASSWORD, fresh_email, fresh_phone
+from tests.phones import unused_phone
+from tests.portal.people import PASSWORD, fresh_email
 from tests.stack import Stack
 
 ARABIC = re.compile(r"[\u0600-\u06FF]")
@@ -66,7 +67,7 @@ def test_visitor_journey(stack: Stack, context: BrowserContext, language: str) -
     expect(page).to_have_url(re.compile(r"/register$"))
     _check_language(page, language)
     page.locator("#email").fill(fresh_email())
-    page.locator("#phone").fill(fresh_phone())
+    page.locator("#phone").fill(unused_phone())
     page.locator("#password").fill(PASSWORD)
     page.locator("#password").press("Enter")  # forms work from the keyboard
 

@@ -7,15 +7,13 @@ from dataclasses import dataclass
 
 import httpx
 
+from tests.phones import unused_phone
+
 PASSWORD = "a long passphrase"
 
 
 def fresh_email() -> str:
     return f"p{uuid.uuid4().hex[:12]}@example.com"
-
-
-def fresh_phone() -> str:
-    return f"+96550{uuid.uuid4().int % 1_000_000:06d}"  # +96550xxxxxx always validates
 
 
 @dataclass
@@ -32,7 +30,7 @@ class Member:
 
 def register(api_url: str, *, language: str = "en", phone: str | None = None) -> Member:
     http = httpx.Client(base_url=api_url, timeout=30)
-    email, phone = fresh_email(), phone or fresh_phone()
+    email, phone = fresh_email(), phone or unused_phone()
     response = http.post(
         "/api/auth/register",
         json={"email": email, "phone": phone, "password": PASSWORD, "language": language},

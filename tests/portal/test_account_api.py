@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.portal.people import PASSWORD, Member, fresh_email, fresh_phone
+from tests.phones import unused_phone
+from tests.portal.people import PASSWORD, Member, fresh_email
 from tests.stack import Stack
 
 
@@ -24,7 +25,7 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
 
 
 def test_register_logs_in_with_a_safe_cookie_and_starts_the_trial(stack: Stack) -> None:
-    local = fresh_phone().removeprefix("+965")
+    local = unused_phone().removeprefix("+965")
     with httpx.Client(base_url=stack.api_url, timeout=30) as http:
         response = http.post(
             "/api/auth/register",
@@ -58,7 +59,7 @@ def test_register_logs_in_with_a_safe_cookie_and_starts_the_trial(stack: Stack) 
 def test_bad_registration_fields_are_named(
     api: httpx.Client, change: dict[str, str], param: str, code: str
 ) -> None:
-    payload = {"email": fresh_email(), "phone": fresh_phone(), "password": PASSWORD, **change}
+    payload = {"email": fresh_email(), "phone": unused_phone(), "password": PASSWORD, **change}
     response = api.post("/api/auth/register", json=payload)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
@@ -71,7 +72,7 @@ def test_duplicate_email_or_phone_is_a_clear_error(
     first = new_member()
     again = api.post(
         "/api/auth/register",
-        json={"email": first.email, "phone": fresh_phone(), "password": PASSWORD},
+        json={"email": first.email, "phone": unused_phone(), "password": PASSWORD},
     )
     assert again.status_code == 400
     assert again.json()["error"] == {

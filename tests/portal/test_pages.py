@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from schema.models import Plan
-from tests.portal.people import PASSWORD, Member, fresh_email, fresh_phone
+from tests.phones import unused_phone
+from tests.portal.people import PASSWORD, Member, fresh_email
 from tests.stack import Stack
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -149,7 +150,7 @@ def test_cookies_are_secure_behind_https(stack: Stack) -> None:
         assert "secure" in page.headers["set-cookie"].lower()
         registered = client.post(
             "/api/auth/register",
-            json={"email": fresh_email(), "phone": fresh_phone(), "password": PASSWORD},
+            json={"email": fresh_email(), "phone": unused_phone(), "password": PASSWORD},
         )
         cookie = registered.headers["set-cookie"].lower()
         assert "rsy_session=" in cookie and "secure" in cookie and "httponly" in cookie

@@ -14,6 +14,7 @@ from resayil.cli import main
 from schema.db import make_engine, make_session_factory
 from schema.migrate import upgrade
 from schema.models import ApiKey, CreditEntry, User
+from tests.phones import unused_phone
 from tests.services import PostgresServer
 
 
@@ -46,7 +47,8 @@ def test_users_keys_and_credits(database_url: str) -> None:
         "--email",
         email,
         "--phone",
-        "+965" + "".join(chr(0x0660 + int(d)) for d in f"50{uuid.uuid4().int % 10**6:06d}"),
+        # In Arabic-Indic digits, as a phone's keyboard may give them.
+        "+965" + "".join(chr(0x0660 + int(d)) for d in unused_phone().removeprefix("+965")),
         "--password",
         "a long password",
         "--plan",
@@ -84,7 +86,7 @@ def test_users_keys_and_credits(database_url: str) -> None:
 
 def test_duplicate_and_bad_input_are_clear_errors(database_url: str) -> None:
     email = new_email()
-    phone = f"+96550{uuid.uuid4().int % 1_000_000:06d}"
+    phone = unused_phone()
     assert (
         run("users", "create", "--email", email, "--phone", phone, "--password", "long enough")[0]
         == 0

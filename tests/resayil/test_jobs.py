@@ -21,7 +21,7 @@ from schema.models import Account, BillingEvent, Order, User
 from simulator.myfatoorah.cards import SUCCESS_CARDS
 from simulator.myfatoorah.harness import MyFatoorahDouble
 from tests.databases import Sessions
-from tests.portal.people import fresh_phone
+from tests.phones import unused_phone
 from tests.services import PostgresServer
 
 
@@ -41,7 +41,7 @@ def new_account(sessions: Sessions, plan: str | None = "basic") -> tuple[int, in
         made = create_user(
             session,
             email=f"job-{uuid.uuid4().hex[:10]}@example.com",
-            phone=fresh_phone(),
+            phone=unused_phone(),
             password="a long passphrase",
             plan_code=plan,
         )

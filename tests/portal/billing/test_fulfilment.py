@@ -25,7 +25,7 @@ from schema.models import (
     Order,
 )
 from tests.databases import Sessions, race
-from tests.portal.people import fresh_phone
+from tests.phones import unused_phone
 
 RECHECK = timedelta(minutes=1)
 
@@ -37,7 +37,7 @@ def new_account(
         made = create_user(
             session,
             email=f"b{uuid.uuid4().hex[:12]}@example.com",
-            phone=fresh_phone(),
+            phone=unused_phone(),
             password="a long passphrase",
             plan_code=plan,
             credits=credits,
