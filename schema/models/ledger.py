@@ -14,6 +14,8 @@ class CreditEntry(Base):
 
     kind: grant | reserve | refund | purchase | adjust. A request has at most one
     `reserve` and one `refund` row (unique per request), which makes settling idempotent.
+    A `reserve` of 0 is a void one: the api gave up waiting for the request's reservation,
+    which was then found not made, and can no longer be (`ledger.settle`).
     """
 
     __tablename__ = "credit_ledger"
