@@ -7,12 +7,14 @@ code, same message shape, and they appear in no list.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
 import anyio
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.exceptions import DatabaseUnavailable, NotFound, PermissionDenied
@@ -101,6 +103,8 @@ def load_snapshot(session: Session) -> CatalogSnapshot:
     return CatalogSnapshot(models, plans, prices)
 
 
+log = logging.getLogger(__name__)
+
 # How long a request waits for a reload of a stale catalog before it goes on with the
 # snapshot it has (the reload goes on): a database that stopped answering must not hold
 # up every request.
@@ -132,8 +136,9 @@ class Catalog:
     async def snapshot(self) -> CatalogSnapshot:
         """The snapshot, reloaded in a worker thread (one at a time) when it is stale.
 
-        A reload that has not answered within `reload_wait_s` leaves the stale snapshot
-        in use meanwhile; with none loaded yet, the request gets a 503.
+        A reload that has not answered within `reload_wait_s`, or that the database
+        refused, leaves the stale snapshot in use; with none loaded yet, the request gets
+        a 503.
         """
         snapshot = self.fresh()
         if snapshot is not None:
@@ -144,9 +149,13 @@ class Catalog:
         try:
             # This reload: by the time it has answered, another may have started.
             return await self._waits.answer(reload, self._reload_wait_s)
-        except NoAnswer:
+        except (NoAnswer, OperationalError) as failed:
             if self._snapshot is not None:
+                why = "unanswered" if isinstance(failed, NoAnswer) else f"failed: {failed}"
+                log.warning("catalog reload %s; the previous snapshot serves on", why)
                 return self._snapshot
+            if isinstance(failed, OperationalError):
+                raise
             raise DatabaseUnavailable() from None
 
     def current(self) -> CatalogSnapshot:

@@ -7,12 +7,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from portal.catalog.service import Catalog
 from portal.exceptions import DatabaseUnavailable
+from schema.db import make_engine, make_session_factory
+from schema.migrate import upgrade
 from tests.databases import Sessions
 
 RELOAD_WAIT_S = 0.3
@@ -70,3 +74,22 @@ async def test_requests_that_keep_reloading_each_get_a_snapshot(sessions: Sessio
         return sum([bool((await catalog.snapshot()).prices) for _ in range(10)])
 
     assert await asyncio.gather(*(keep_asking() for _ in range(20))) == [10] * 20
+
+
+async def test_a_reload_the_database_refuses_leaves_the_stale_snapshot_in_use(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'resayil.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    catalog = Catalog(make_session_factory(engine), ttl_s=0)
+    try:
+        stale = await catalog.snapshot()
+        # The database file goes (a lost volume): its new connections find no tables.
+        (tmp_path / "resayil.db").rename(tmp_path / "gone.db")
+        engine.dispose()
+        assert await catalog.snapshot() is stale
+        with pytest.raises(OperationalError):  # a 503 in the api, as any refusal is
+            await Catalog(make_session_factory(engine), ttl_s=0).snapshot()
+    finally:
+        engine.dispose()
