@@ -73,8 +73,9 @@ CHAT_ERRORS: dict[int | str, dict[str, Any]] = {
     429: _error("Rate limit or per-account concurrency cap reached; see Retry-After"),
     502: _error("The upstream model server failed"),
     503: _error(
-        "Queue full, queue wait exceeded, cloud budget exhausted or upstream unavailable; "
-        "see Retry-After and x-should-retry"
+        "Queue full, queue wait exceeded, cloud budget exhausted, upstream unavailable, or "
+        "Redis or the accounts database not answering (not charged); see Retry-After and "
+        "x-should-retry"
     ),
 }
 
