@@ -22,6 +22,8 @@ from schema.bounded import BoundedWaits, NoAnswer
 from schema.messages import Pool
 from schema.models import CatalogModel, Plan, PlanModel, Price
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -102,8 +104,6 @@ def load_snapshot(session: Session) -> CatalogSnapshot:
     prices = {p.pool: p.credits_per_request for p in session.scalars(select(Price))}
     return CatalogSnapshot(models, plans, prices)
 
-
-log = logging.getLogger(__name__)
 
 # How long a request waits for a reload of a stale catalog before it goes on with the
 # snapshot it has (the reload goes on): a database that stopped answering must not hold
