@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,10 +14,12 @@ import redis
 from sqlalchemy import update
 
 from broker import keys
+from broker.budget import budget_day
 from schema.models import Account
 from tests.stack import Account_, Process, Stack
 
 LOCAL = "llama3.2:3b"
+CLOUD = "qwen3.5:cloud"
 SLOW = "[[sim:tokens=2000]] [[sim:delay_ms=5]]"
 
 
@@ -55,6 +58,13 @@ def saturated(stack: Stack, key: str, slots: int = 4) -> Iterator[None]:
         while stack.sim_stats()["active"] < slots and time.monotonic() < deadline:
             time.sleep(0.02)
         yield
+
+
+def used_today(stack: Stack) -> int:
+    """Today's count of the cloud budget (the day in Asia/Kuwait), as Redis holds it."""
+    day = budget_day(datetime.now(UTC), "Asia/Kuwait").day
+    with redis.Redis.from_url(stack.redis_url) as client:
+        return int(client.get(keys.cloud_budget(day)) or 0)
 
 
 def local_backlog(stack: Stack) -> int:

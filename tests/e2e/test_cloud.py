@@ -5,24 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 import time
 from collections import Counter
-from datetime import UTC, datetime
 
 import httpx
 import pytest
-import redis
 
-from broker import keys
-from broker.budget import budget_day
-from tests.e2e.helpers import body, post, saturated, unlimited
+from tests.e2e.helpers import CLOUD, body, post, saturated, unlimited, used_today
 from tests.stack import Stack
-
-CLOUD = "qwen3.5:cloud"
-
-
-def used_today(stack: Stack) -> int:
-    day = budget_day(datetime.now(UTC), "Asia/Kuwait").day
-    with redis.Redis.from_url(stack.redis_url) as client:
-        return int(client.get(keys.cloud_budget(day)) or 0)
 
 
 @pytest.mark.parametrize(

@@ -15,13 +15,11 @@ from sqlalchemy import select
 
 from schema import ledger
 from schema.models import CreditEntry
-from tests.e2e.helpers import unlimit, wait_until
+from tests.e2e.helpers import CLOUD, LOCAL, unlimit, wait_until
 from tests.stack import Stack
 
 ClientFor = Callable[..., openai.OpenAI]
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
-LOCAL = "llama3.2:3b"
-CLOUD = "qwen3.5:cloud"
 
 
 def ledger_entries(stack: Stack, account_id: int) -> list[CreditEntry]:

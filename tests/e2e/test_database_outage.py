@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 
 from schema.bounded import ANSWER_TIMEOUT_S
 from schema.models import Account, CreditEntry, UsageRecord
-from tests.e2e.helpers import LOCAL, body, post
-from tests.e2e.test_cloud import CLOUD, used_today
+from tests.e2e.helpers import CLOUD, LOCAL, body, post, used_today
 from tests.services import PostgresServer
 from tests.stack import Stack
 
