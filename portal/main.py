@@ -28,6 +28,7 @@ from portal.accounts.login import Authenticator
 from portal.accounts.pages import router as account_pages
 from portal.accounts.router import router as account_api
 from portal.admin.router import router as admin_router
+from portal.background import BackgroundTasks
 from portal.billing.gateway import payments_client
 from portal.billing.pages import router as billing_pages
 from portal.billing.router import router as billing_api
@@ -69,8 +70,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await state.relay.drain()
-            await state.placement.drain()
+            await state.relay.background.drain()
             await state.hub.stop()
             await state.reservations.close()
             await state.redis.aclose()
@@ -176,7 +176,7 @@ async def _build_state(settings: PortalSettings) -> AppState:
             raise DatabaseUnavailable() from None
 
     budget = CloudBudget(redis, load_persisted)
-    relay = ChatRelay(hub, queue, settings, settle_now, budget)
+    relay = ChatRelay(hub, queue, settings, settle_now, BackgroundTasks(), budget)
     placement = Placement(
         settings=settings,
         sessions=sessions,

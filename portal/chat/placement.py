@@ -15,7 +15,6 @@ without credits does not start jobs it cannot pay for.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
@@ -108,7 +107,6 @@ class Placement:
         self.budget = budget
         self.relay = relay
         self._short_of_credits: set[int] = set()
-        self._bookkeeping: set[asyncio.Task[None]] = set()
 
     def today(self) -> BudgetDay:
         return budget_day(datetime.now(UTC), self.settings.budget_timezone)
@@ -387,14 +385,7 @@ class Placement:
             except Exception:
                 log.exception("the cloud budget's count %d for %s was not persisted", count, day)
 
-        task = asyncio.create_task(record())
-        self._bookkeeping.add(task)  # strong ref: the GC may drop a bare task
-        task.add_done_callback(self._bookkeeping.discard)
-
-    async def drain(self) -> None:
-        """Until the bookkeeping in the background is written."""
-        if self._bookkeeping:
-            await asyncio.gather(*self._bookkeeping, return_exceptions=True)
+        self.relay.background.spawn(record())
 
     def _exhausted(self, day: BudgetDay) -> ServiceUnavailable:
         return ServiceUnavailable(

@@ -9,7 +9,6 @@ waits, and errors become `data: {"error": ...}` lines.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from broker.budget import CloudBudget
 from broker.queue import JobQueue
 from broker.stream import EventHub, JobEvents
+from portal.background import BackgroundTasks
 from portal.chat.chunks import (
     SSE_DONE,
     ChunkWriter,
@@ -94,6 +94,7 @@ class ChatRelay:
         queue: JobQueue,
         settings: PortalSettings,
         settle_now: SettleNow,
+        background: BackgroundTasks,
         budget: CloudBudget | None = None,
     ) -> None:
         self.budget = budget
@@ -101,7 +102,7 @@ class ChatRelay:
         self.queue = queue
         self.settings = settings
         self.settle_now = settle_now
-        self._background: set[asyncio.Task[None]] = set()
+        self.background = background
 
     async def respond(
         self, job: ChatJob, request: Request, enqueue: Enqueue | None = None
@@ -178,7 +179,7 @@ class ChatRelay:
                         return
                 event = await events.next(wait_s=self.settings.heartbeat_interval_s)
         finally:
-            self._in_background(self._end_stream(job, stack, cancel=not finished))
+            self.background.spawn(self._end_stream(job, stack, cancel=not finished))
 
     @classmethod
     def _frames(
@@ -268,16 +269,3 @@ class ChatRelay:
         outcome = await self.queue.cancel(job, unserved(job, code="client_cancelled"))
         if outcome == "dequeued" and job.budget_day and self.budget is not None:
             await self.budget.give_back(job.budget_day)
-
-    def _in_background(self, work: Awaitable[None]) -> None:
-        async def run() -> None:
-            with contextlib.suppress(Exception):
-                await work
-
-        task = asyncio.create_task(run())
-        self._background.add(task)  # strong ref: the GC may drop a bare task
-        task.add_done_callback(self._background.discard)
-
-    async def drain(self) -> None:
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
