@@ -1,7 +1,8 @@
 """`python -m bench`: the gateway against the bare simulator, and the gateway overloaded.
 
 load.py             compare: N streaming requests at concurrency C, timed the same way
-                    for both targets (httpx async; TTFT = first content, total = end of stream)
+                    for both targets (TTFT = first content, total = end of stream)
+lean_http.py        the default load client's HTTP/1.1 (asyncio protocol, httptools' parser)
 report.py           compare: percentiles, the table, the ratio rows and the targets, JSON output
 overload.py         overload: open-loop Poisson arrivals at 3x local capacity over Basic,
                     Pro and Enterprise accounts; the outcome of every request; the books

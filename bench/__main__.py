@@ -38,7 +38,7 @@ from bench.ab import run_ab
 from bench.cpu import CpuMeter, cpu_line
 from bench.dashboard import DashboardConfig, run_dashboard
 from bench.dashboard import report as dashboard_report
-from bench.load import LevelRun, Target, make_client, run_level
+from bench.load import CLIENTS, LevelRun, Target, make_client, run_level
 from bench.overload import TIERS, OverloadConfig, run_overload
 from bench.overload_report import report as overload_report
 from bench.report import Figures, Ratio, table, targets, write_json
@@ -74,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--failover",
         action="store_true",
         help="let a backed-up local queue overflow to the cloud fallback (the product default)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default="lean",
+        help="the load client for compare and ab: lean (default; an asyncio protocol with "
+        "httptools' parser, little CPU taken from the system measured) or httpx",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--logs", type=Path, help="keep the processes' logs in this directory")
@@ -253,7 +260,7 @@ async def measure(
     CPU time per process is added to that level's meter."""
     widest = max(args.concurrency)
     per_round = max(1, args.requests // args.rounds)
-    clients = {direct.name: make_client(widest), gateway.name: make_client(widest)}
+    clients = {target.name: make_client(widest, args.client) for target in (direct, gateway)}
     try:
         for target in (direct, gateway):
             await run_level(clients[target.name], target, concurrency=widest, requests=args.warmup)
@@ -322,7 +329,7 @@ def run_compare(args: argparse.Namespace) -> tuple[bool, dict[str, Any]]:
         f"\nresayil bench: {os.cpu_count()} cores (load average {load_before:.1f} before, "
         f"{load_after:.1f} after), zero-delay simulator, 32-token answers, {args.requests} "
         f"requests per level and target in {args.rounds} alternating rounds "
-        f"(+{args.warmup} warm-up each); times in ms\n"
+        f"(+{args.warmup} warm-up each), {args.client} client; times in ms\n"
     )
     print(table(figures, ratios), end="\n\n")
     for level, runs in results.items():
@@ -380,8 +387,12 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.ab_rounds,
             per_round=args.ab_requests,
             concurrency=level,
+            client=args.client,
         )
-        print(f"\nresayil bench ab: c={level}, {args.ab_rounds} rounds of {args.ab_requests}")
+        print(
+            f"\nresayil bench ab: c={level}, {args.ab_rounds} rounds of {args.ab_requests}, "
+            f"{args.client} client"
+        )
         print(result.text(args.baseline))
         return 0
     sound = True

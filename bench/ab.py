@@ -92,7 +92,9 @@ def code_from(path: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(path), "PYTHONSAFEPATH": "1"}
 
 
-def run_ab(*, baseline: str, rounds: int, per_round: int, concurrency: int) -> AbResult:
+def run_ab(
+    *, baseline: str, rounds: int, per_round: int, concurrency: int, client: str = "lean"
+) -> AbResult:
     slots = max(concurrency, 4)
     with (
         worktree(baseline) as baseline_code,
@@ -106,7 +108,7 @@ def run_ab(*, baseline: str, rounds: int, per_round: int, concurrency: int) -> A
         }
         meters = {"baseline": CpuMeter(old.cpu_trees()), "current": CpuMeter(new.cpu_trees())}
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(_alternate(targets, rounds, per_round, concurrency, meters))
+            return runner.run(_alternate(targets, rounds, per_round, concurrency, meters, client))
 
 
 def round_order(names: list[str], number: int) -> list[str]:
@@ -130,8 +132,9 @@ async def _alternate(
     per_round: int,
     concurrency: int,
     meters: dict[str, CpuMeter],
+    client_kind: str,
 ) -> AbResult:
-    clients = {name: make_client(concurrency) for name in targets}
+    clients = {name: make_client(concurrency, client_kind) for name in targets}
     ttft: dict[str, list[float]] = {name: [] for name in targets}
     medians: dict[str, list[float]] = {name: [] for name in targets}
     try:
