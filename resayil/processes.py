@@ -20,10 +20,13 @@ def api(host: str, port: int) -> None:
 
     from portal.http_protocol import TurnBufferedHttpToolsProtocol
     from portal.main import create_app
+    from resayil.heap import freeze_startup_heap
 
     _logging()
+    app = create_app()
+    freeze_startup_heap()
     uvicorn.run(
-        create_app(),
+        app,
         host=host,
         port=port,
         log_level="warning",
