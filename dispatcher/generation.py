@@ -110,7 +110,10 @@ async def run_job(
     )
     batch = encode_events([*unpublished, outcome.terminal])
     finished = await queue.finish(claimed, batch, settlement)
-    log.info(
+    # A line for each job that did not end well; those that did are in the usage rows
+    # (and here at DEBUG): under load, a line per job cost 5-7% of the dispatcher's CPU.
+    log.log(
+        logging.DEBUG if outcome.status == "ok" else logging.INFO,
         "job %s on %s (%s): %s in %d ms",
         job.id,
         job.pool,
