@@ -134,6 +134,62 @@ def reserve_statement() -> Insert:
     )
 
 
+# `reserve` for many requests in one PostgreSQL statement, for an autocommit connection.
+# Parameters: `accounts`, `requests`, `prices`, arrays in the order the requests asked.
+# Each account's requests are taken in that order while its balance covers them (so
+# with one price per account, exactly as many as it covers, as one by one); a request
+# that has a `reserve` row already (a retry, or one voided by an unconfirmed settlement)
+# takes nothing again. The accounts' rows are locked in id order, only while it runs.
+# One row per request: `reserved` (its ledger row is in), `already`, and the balance
+# (after its reservation, or the account's after the statement).
+RESERVE_MANY_SQL = """
+WITH asked AS (
+    SELECT * FROM unnest(%(accounts)s::int[], %(requests)s::text[], %(prices)s::int[])
+        WITH ORDINALITY AS asked(account_id, request_id, price, ordinal)
+), fresh AS (
+    SELECT asked.* FROM asked
+    WHERE NOT EXISTS (
+        SELECT 1 FROM credit_ledger entry
+        WHERE entry.request_id = asked.request_id AND entry.kind = 'reserve'
+    )
+), locked AS (
+    SELECT id, credit_balance FROM accounts
+    WHERE id IN (SELECT account_id FROM fresh)
+    ORDER BY id FOR UPDATE
+), taken AS (
+    SELECT * FROM (
+        SELECT fresh.*, locked.credit_balance - sum(fresh.price) OVER (
+            PARTITION BY fresh.account_id ORDER BY fresh.ordinal
+        ) AS balance_after
+        FROM fresh JOIN locked ON locked.id = fresh.account_id
+    ) running WHERE balance_after >= 0
+), moved AS (
+    UPDATE accounts account
+    SET credit_balance = account.credit_balance - totals.amount
+    FROM (SELECT account_id, sum(price) AS amount FROM taken GROUP BY account_id) totals
+    WHERE account.id = totals.account_id
+    RETURNING account.id, account.credit_balance
+), entries AS (
+    INSERT INTO credit_ledger
+        (account_id, amount, balance_after, kind, request_id, reason, created_at)
+    SELECT account_id, -price, balance_after, 'reserve', request_id, 'request admitted', now()
+    FROM taken
+)
+SELECT asked.request_id,
+       taken.request_id IS NOT NULL AS reserved,
+       fresh.request_id IS NULL AS already,
+       coalesce(taken.balance_after, moved.credit_balance, locked.credit_balance,
+                account_now.credit_balance, 0) AS balance
+FROM asked
+LEFT JOIN fresh ON fresh.request_id = asked.request_id
+LEFT JOIN taken ON taken.request_id = asked.request_id
+LEFT JOIN moved ON moved.id = asked.account_id
+LEFT JOIN locked ON locked.id = asked.account_id
+LEFT JOIN accounts account_now ON account_now.id = asked.account_id
+ORDER BY asked.ordinal
+"""
+
+
 def balance_statement() -> Select[int]:
     """The balance of `account_id` (a bind parameter)."""
     return select(Account.credit_balance).where(

@@ -12,8 +12,12 @@ Such a request is settled with `reservation_unconfirmed` (`ledger.settle` sorts 
 
 from __future__ import annotations
 
+import asyncio
+import collections
 from abc import ABC, abstractmethod
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import psycopg
@@ -28,6 +32,11 @@ from schema.bounded import ANSWER_TIMEOUT_S, BoundedWaits, NoAnswer
 
 POOL_SIZE = 10
 CONNECT_WAIT_S = 5.0
+# Reservation statements that run at a time (the others' requests wait, then go
+# together), and the most requests one statement takes.
+STATEMENTS_AT_ONCE = 2
+MOST_TOGETHER = 100
+T = TypeVar("T")
 
 
 class ReservationsUnavailable(Exception):
@@ -71,6 +80,101 @@ class _Prepared:
         return self._literals | values
 
 
+@dataclass
+class _Ask:
+    """One request's reservation, waiting for its answer."""
+
+    account_id: int
+    request_id: str
+    price: int
+    answer: asyncio.Future[int]
+
+    def succeed(self, balance: int) -> None:
+        if not self.answer.done():
+            self.answer.set_result(balance)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(error)
+
+
+async def _answer(ask: _Ask, work: Awaitable[int]) -> None:
+    try:
+        ask.succeed(await work)
+    except Exception as error:
+        ask.fail(error)
+
+
+class _Batches:
+    """Reservations sent as they come while few statements run, together under load.
+
+    Up to `STATEMENTS_AT_ONCE` statements run at a time; a request that comes while
+    they do waits for the next, with every other one that came meanwhile. So a lone
+    request is sent at once (by the single-request statement), and under load one
+    statement carries many: one round trip, one wake-up of a PostgreSQL backend and one
+    lock of each account's row for all of them, where each cost more than its
+    statement's own work (measured at 32 concurrent streams: the reservations took a
+    quarter of the api's CPU and most of PostgreSQL's, one statement each).
+
+    A statement takes at most one price per account (so each account's requests are
+    taken exactly as far as its balance covers, as they would be one by one); a
+    request of another price waits for the next statement.
+    """
+
+    def __init__(
+        self,
+        alone: Callable[[_Ask], Awaitable[int]],
+        together: Callable[[list[_Ask]], Awaitable[None]],
+        *,
+        at_once: int = STATEMENTS_AT_ONCE,
+        most: int = MOST_TOGETHER,
+    ) -> None:
+        self._alone = alone
+        self._together = together
+        self._at_once = at_once
+        self._most = most
+        self._waiting: collections.deque[_Ask] = collections.deque()
+        self._senders: set[asyncio.Task[None]] = set()  # strong refs: the GC may drop tasks
+        self.statements = 0  # sent so far
+
+    def ask(self, account_id: int, request_id: str, price: int) -> asyncio.Future[int]:
+        """The balance left after the request's reservation (or its exception)."""
+        answer = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Ask(account_id, request_id, price, answer))
+        if len(self._senders) < self._at_once:
+            sender = asyncio.create_task(self._send())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        return answer
+
+    async def _send(self) -> None:
+        while self._waiting:
+            asks = self._next_statement()
+            self.statements += 1
+            if len(asks) == 1:
+                await _answer(asks[0], self._alone(asks[0]))
+            else:
+                await self._together(asks)
+
+    def _next_statement(self) -> list[_Ask]:
+        """The waiting asks the next statement takes, in order; the rest keep waiting."""
+        taken: list[_Ask] = []
+        prices: dict[int, int] = {}
+        requests: set[str] = set()
+        later: collections.deque[_Ask] = collections.deque()
+        while self._waiting and len(taken) < self._most:
+            ask = self._waiting.popleft()
+            price = prices.setdefault(ask.account_id, ask.price)
+            if price != ask.price or ask.request_id in requests:
+                later.append(ask)
+                continue
+            requests.add(ask.request_id)
+            taken.append(ask)
+        later.extend(self._waiting)
+        self._waiting = later
+        return taken
+
+
 class _BoundedReservations(ABC):
     """What both kinds share: no wait for the database longer than its bound."""
 
@@ -94,7 +198,7 @@ class _BoundedReservations(ABC):
         return True
 
     @abstractmethod
-    async def _reserve(self, account_id: int, request_id: str, price: int) -> int: ...
+    def _reserve(self, account_id: int, request_id: str, price: int) -> Awaitable[int]: ...
 
     @abstractmethod
     async def _select_one(self) -> None: ...
@@ -120,6 +224,7 @@ class PostgresReservations(_BoundedReservations):
         )
         self._reserve_sql = _Prepared(ledger.reserve_statement(), engine)
         self._balance_sql = _Prepared(ledger.balance_statement(), engine)
+        self._batches = _Batches(self._reserve_alone, self._reserve_together)
 
     async def open(self) -> None:
         await self._pool.open(wait=False)
@@ -131,25 +236,66 @@ class PostgresReservations(_BoundedReservations):
         async with self._pool.connection() as connection:
             await connection.execute("SELECT 1")
 
-    async def _reserve(self, account_id: int, request_id: str, price: int) -> int:
-        params = self._reserve_sql.params(account_id=account_id, request_id=request_id, price=price)
+    def _reserve(self, account_id: int, request_id: str, price: int) -> Awaitable[int]:
+        return self._batches.ask(account_id, request_id, price)
+
+    async def _reserve_alone(self, ask: _Ask) -> int:
+        """One request's reservation, by the single-request statement."""
+        params = self._reserve_sql.params(
+            account_id=ask.account_id, request_id=ask.request_id, price=ask.price
+        )
         try:
-            try:
-                return await self._reserve_once(params, account_id, price)
-            except PoolTimeout as error:  # no connection: nothing was sent
-                raise ReservationsUnavailable(str(error)) from error
-            except psycopg.OperationalError as first:
-                # Connections that broke while idle (the server restarted): drop them all
-                # and try once more. Safe even if the first statement ran: its ledger row
-                # is unique per request, so a second one fails instead of charging twice.
-                await self._pool.check()
-                try:
-                    return await self._reserve_once(params, account_id, price)
-                except (psycopg.OperationalError, PoolTimeout) as error:
-                    # The first statement may have run before its connection broke.
-                    raise ReservationUnconfirmed(str(error)) from first
+            return await self._retried(lambda: self._reserve_once(params, ask))
         except psycopg.errors.UniqueViolation:
-            return await self._balance(account_id)
+            return await self._balance(ask.account_id)
+
+    async def _reserve_together(self, asks: list[_Ask]) -> None:
+        """Reservations of several requests in one statement; each ask gets its answer.
+
+        If a `reserve` row the statement checked was absent comes in meanwhile (an
+        unconfirmed request voided by the settler), the statement fails whole, having
+        changed nothing: each request is then reserved alone, which sorts that out.
+        """
+        params = {
+            "accounts": [ask.account_id for ask in asks],
+            "requests": [ask.request_id for ask in asks],
+            "prices": [ask.price for ask in asks],
+        }
+        try:
+            rows = await self._retried(lambda: self._reserve_many(params))
+        except psycopg.errors.UniqueViolation:
+            for ask in asks:
+                await _answer(ask, self._reserve_alone(ask))
+            return
+        except Exception as error:
+            for ask in asks:
+                ask.fail(error)
+            return
+        for ask, (request_id, reserved, already, left) in zip(asks, rows, strict=True):
+            assert request_id == ask.request_id
+            if reserved or already:
+                ask.succeed(int(left))
+            else:
+                ask.fail(ledger.InsufficientCredits(int(left), ask.price))
+
+    async def _retried(self, statement: Callable[[], Awaitable[T]]) -> T:
+        """`statement`, sent again once if its connection broke (the server restarted).
+
+        Safe even if the first one ran: a request's `reserve` row is unique, so a second
+        one fails (or, together, finds it there) instead of charging twice.
+        """
+        try:
+            return await statement()
+        except PoolTimeout as error:  # no connection: nothing was sent
+            raise ReservationsUnavailable(str(error)) from error
+        except psycopg.OperationalError as first:
+            # Connections that broke while idle: drop them all and try once more.
+            await self._pool.check()
+            try:
+                return await statement()
+            except (psycopg.OperationalError, PoolTimeout) as error:
+                # The first statement may have run before its connection broke.
+                raise ReservationUnconfirmed(str(error)) from first
 
     async def _balance(self, account_id: int) -> int:
         async with self._pool.connection() as connection:
@@ -159,13 +305,18 @@ class PostgresReservations(_BoundedReservations):
             row = await cursor.fetchone()
         return 0 if row is None else int(row[0])
 
-    async def _reserve_once(self, params: dict[str, Any], account_id: int, price: int) -> int:
+    async def _reserve_once(self, params: dict[str, Any], ask: _Ask) -> int:
         async with self._pool.connection() as connection:
             cursor = await connection.execute(self._reserve_sql.sql, params, prepare=True)
             row = await cursor.fetchone()
         if row is None:
-            raise ledger.InsufficientCredits(await self._balance(account_id), price)
+            raise ledger.InsufficientCredits(await self._balance(ask.account_id), ask.price)
         return int(row[0])
+
+    async def _reserve_many(self, params: dict[str, Any]) -> list[tuple[str, bool, bool, int]]:
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(ledger.RESERVE_MANY_SQL, params, prepare=True)
+            return await cursor.fetchall()
 
 
 class ThreadedReservations(_BoundedReservations):

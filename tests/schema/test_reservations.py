@@ -156,11 +156,21 @@ def account_held(sessions: Sessions, account_id: int) -> Iterator[Connection]:
         connection.rollback()
 
 
-async def ended(what: str, timeout_s: float = 10) -> None:
-    """Until no task runs a coroutine named `what` (a late reservation has ended)."""
+# The coroutines that make a reservation: PostgreSQL's statement sender, SQLite's thread.
+RESERVING = ("_Batches._send", "ThreadedReservations._reserve")
+
+
+def reserving() -> bool:
+    return any(
+        getattr(task.get_coro(), "__qualname__", "") in RESERVING for task in asyncio.all_tasks()
+    )
+
+
+async def reservations_ended(timeout_s: float = 10) -> None:
+    """Until no task is making a reservation (a late one has ended)."""
     deadline = time.monotonic() + timeout_s
-    while any(what in task.get_coro().__qualname__ for task in asyncio.all_tasks()):
-        assert time.monotonic() < deadline, f"{what} still running"
+    while reserving():
+        assert time.monotonic() < deadline, "a reservation is still running"
         await asyncio.sleep(0.02)
 
 
@@ -177,8 +187,9 @@ async def test_an_unanswered_reservation_is_unconfirmed_in_bounded_time_then_ref
             with pytest.raises(ReservationUnconfirmed):
                 await reservations.reserve(account_id=account_id, request_id=request_id, price=2)
             waited_s = time.monotonic() - started
+            assert reserving()  # held back by the lock, not given up
         # The database answers at last: the reservation it was still holding is made.
-        await ended("_reserve")
+        await reservations_ended()
     finally:
         await reservations.close()
     assert ANSWER_TIMEOUT_S <= waited_s < ANSWER_TIMEOUT_S + 2
@@ -201,9 +212,10 @@ async def test_a_reservation_settled_before_it_arrives_takes_nothing(
         with account_held(sessions, account_id):
             with pytest.raises(ReservationUnconfirmed):
                 await reservations.reserve(account_id=account_id, request_id=request_id, price=2)
+            assert reserving()
             # The settler gets there first, while the reservation still waits.
             assert settle(sessions, unconfirmed(sessions, account_id, request_id)) == 1
-        await ended("_reserve")  # the late reservation runs now, and must fail
+        await reservations_ended()  # the late reservation runs now, and must fail
     finally:
         await reservations.close()
     assert [(e.kind, e.amount) for e in entries(sessions, account_id)] == [
@@ -228,3 +240,132 @@ async def test_whether_the_database_answers(sessions: Sessions) -> None:
         assert time.monotonic() - started < 3
     finally:
         await unreachable.close()
+
+
+async def reserve_all(
+    reservations: CreditReservations, asks: list[tuple[int, str, int]]
+) -> list[int | BaseException]:
+    """Reservations asked together (in one loop turn), as concurrent requests ask them."""
+    return await asyncio.gather(
+        *(
+            reservations.reserve(account_id=account_id, request_id=request_id, price=price)
+            for account_id, request_id, price in asks
+        ),
+        return_exceptions=True,
+    )
+
+
+def reserve_rows(sessions: Sessions, account_id: int) -> dict[str, int]:
+    return {
+        entry.request_id: entry.amount
+        for entry in entries(sessions, account_id)
+        if entry.kind == "reserve" and entry.request_id is not None
+    }
+
+
+async def test_reservations_under_load_go_together_each_account_as_far_as_it_covers(
+    postgres_sessions: Sessions,
+) -> None:
+    sessions = postgres_sessions
+    three, five = new_account(sessions, 3), new_account(sessions, 5)
+    reservations = PostgresReservations(sessions.kw["bind"])
+    await reservations.open()
+    try:
+        asks = [(three if n % 2 else five, uuid.uuid4().hex, 1) for n in range(40)]
+        results = await reserve_all(reservations, asks)
+        statements = reservations._batches.statements
+    finally:
+        await reservations.close()
+    assert statements < len(asks) / 4  # together, not one statement each
+    for account_id, credits in ((three, 3), (five, 5)):
+        own = [r for (a, _, _), r in zip(asks, results, strict=True) if a == account_id]
+        assert sorted(r for r in own if isinstance(r, int)) == list(range(credits))
+        refused = [r for r in own if isinstance(r, ledger.InsufficientCredits)]
+        assert len(refused) == 20 - credits and all(r.balance == 0 for r in refused)
+        assert len(reserve_rows(sessions, account_id)) == credits
+        assert balance(sessions, account_id) == 0 == ledger_sum(sessions, account_id)
+
+
+async def test_one_accounts_requests_of_two_prices_in_a_burst(
+    postgres_sessions: Sessions,
+) -> None:
+    sessions = postgres_sessions
+    account_id = new_account(sessions, 7)
+    reservations = PostgresReservations(sessions.kw["bind"])
+    await reservations.open()
+    try:
+        asks = [(account_id, uuid.uuid4().hex, 2 if n % 3 else 1) for n in range(12)]
+        results = await reserve_all(reservations, asks)
+    finally:
+        await reservations.close()
+    taken = {
+        request_id: price
+        for (_, request_id, price), result in zip(asks, results, strict=True)
+        if isinstance(result, int)
+    }
+    refused = [
+        price for (_, _, price), r in zip(asks, results, strict=True) if not isinstance(r, int)
+    ]
+    assert all(isinstance(r, (int, ledger.InsufficientCredits)) for r in results)
+    assert reserve_rows(sessions, account_id) == {rid: -price for rid, price in taken.items()}
+    left = balance(sessions, account_id)
+    assert left == 7 - sum(taken.values()) == ledger_sum(sessions, account_id)
+    # Nothing refused that the balance could still pay for: taken as if one by one.
+    assert left < min(refused)
+
+
+async def test_a_request_reserved_before_is_not_charged_again_with_others(
+    postgres_sessions: Sessions,
+) -> None:
+    sessions = postgres_sessions
+    account_id = new_account(sessions, 10)
+    reservations = PostgresReservations(sessions.kw["bind"])
+    await reservations.open()
+    try:
+        again = uuid.uuid4().hex
+        assert await reservations.reserve(account_id=account_id, request_id=again, price=2) == 8
+        others = [uuid.uuid4().hex for _ in range(4)]
+        asks = [(account_id, again, 2)] + [(account_id, rid, 2) for rid in others]
+        results = await reserve_all(reservations, asks)
+        statements = reservations._batches.statements
+    finally:
+        await reservations.close()
+    assert statements == 2  # the first alone, then the five together
+    assert results[1:] == [6, 4, 2, 0]
+    assert isinstance(results[0], int)  # reserved already: not refused, not charged
+    assert reserve_rows(sessions, account_id) == {rid: -2 for rid in [again, *others]}
+    assert balance(sessions, account_id) == 0 == ledger_sum(sessions, account_id)
+
+
+async def test_a_void_reservation_that_comes_in_during_a_shared_statement(
+    postgres_sessions: Sessions,
+) -> None:
+    """The settler voids an unconfirmed request while a statement that also reserves it
+    for others runs: the statement fails whole, and each request is reserved alone."""
+    sessions = postgres_sessions
+    account_id = new_account(sessions, 10)
+    voided, others = uuid.uuid4().hex, [uuid.uuid4().hex, uuid.uuid4().hex]
+    reservations = PostgresReservations(sessions.kw["bind"])
+    await reservations.open()
+    try:
+        with sessions.kw["bind"].connect() as settler:
+            settler.execute(
+                text(
+                    "INSERT INTO credit_ledger (account_id, amount, balance_after, kind,"
+                    " request_id, reason, created_at)"
+                    " VALUES (:a, 0, 10, 'reserve', :r, 'void', now())"
+                ),
+                {"a": account_id, "r": voided},
+            )
+            asks = [(account_id, rid, 3) for rid in [voided, *others]]
+            pending = asyncio.ensure_future(reserve_all(reservations, asks))
+            await asyncio.sleep(0.3)  # the statement waits on the void row's unique key
+            assert not pending.done()
+            settler.commit()
+        results = await pending
+    finally:
+        await reservations.close()
+    assert isinstance(results[0], int)  # voided: not charged
+    assert sorted(r for r in results[1:] if isinstance(r, int)) == [4, 7]
+    assert reserve_rows(sessions, account_id) == {voided: 0, others[0]: -3, others[1]: -3}
+    assert balance(sessions, account_id) == 4 == ledger_sum(sessions, account_id)
