@@ -11,7 +11,6 @@ import uvloop
 from broker.connection import make_redis
 from dispatcher.config import DispatcherSettings, load_settings
 from dispatcher.loop import Dispatcher
-from resayil.heap import freeze_startup_heap
 from schema.db import make_engine, make_session_factory
 
 
@@ -31,9 +30,7 @@ async def serve(settings: DispatcherSettings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = load_settings()
-    freeze_startup_heap()
-    uvloop.run(serve(settings))
+    uvloop.run(serve(load_settings()))
 
 
 if __name__ == "__main__":

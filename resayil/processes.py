@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
+from resayil.heap import freeze_startup_heap
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """Log lines to stderr at `LOG_LEVEL` (default INFO; DEBUG adds a line per served job)."""
+    level = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
+    if level not in LOG_LEVELS:
+        raise click.BadParameter(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}: {level!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 @click.command()
@@ -20,7 +29,6 @@ def api(host: str, port: int) -> None:
 
     from portal.http_protocol import TurnBufferedHttpToolsProtocol
     from portal.main import create_app
-    from resayil.heap import freeze_startup_heap
 
     _logging()
     app = create_app()
@@ -40,6 +48,8 @@ def dispatcher() -> None:
     """Run chat jobs from the Redis queues against Ollama."""
     from dispatcher.__main__ import main as dispatcher_main
 
+    _logging()
+    freeze_startup_heap()
     dispatcher_main()
 
 

@@ -28,7 +28,10 @@ def two_dispatchers(stack: Stack) -> Iterator[list[Process]]:
     for process in live_dispatchers(stack):
         process.stop()
     try:
-        started = [stack.start_dispatcher(LOCAL_SLOTS=str(SLOTS)) for _ in range(2)]
+        # At DEBUG each logs every job it serves (the test counts them).
+        started = [
+            stack.start_dispatcher(LOCAL_SLOTS=str(SLOTS), LOG_LEVEL="debug") for _ in range(2)
+        ]
         stack.sim_reset()
         yield started
     finally:

@@ -126,3 +126,13 @@ def test_duplicate_and_bad_input_are_clear_errors(database_url: str) -> None:
 
 def test_db_upgrade_is_idempotent(database_url: str) -> None:
     assert run("db", "upgrade") == (0, {"database": "upgraded"})
+
+
+@pytest.mark.parametrize("process", ["api", "dispatcher", "worker", "scheduler"])
+def test_an_unknown_log_level_stops_a_process_before_it_starts(
+    process: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "chatty")
+    result = CliRunner().invoke(main, [process])
+    assert result.exit_code == 2
+    assert "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR: 'CHATTY'" in result.output
