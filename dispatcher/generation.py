@@ -62,7 +62,7 @@ async def run_job(
     client: UpstreamHTTP,
     upstream: Upstream,
     claimed: Claimed,
-    cancelled: asyncio.Event,
+    cancelled: asyncio.Future[None],
     budget: CloudBudget | None = None,
 ) -> None:
     """Stream the job, publish its events, and finish it with exactly one settlement."""
@@ -189,18 +189,17 @@ async def _generate(
 
 
 async def _until_cancelled(
-    work: Coroutine[Any, Any, Outcome], cancelled: asyncio.Event
+    work: Coroutine[Any, Any, Outcome], cancelled: asyncio.Future[None]
 ) -> Outcome | None:
-    """Run `work` unless the client cancels first; then stop it at once (None)."""
+    """Run `work` unless the client cancels first (`cancelled` resolves); then stop it at
+    once (None). The future is waited on as it is: no task to watch it."""
     task = asyncio.create_task(work)
-    waiter = asyncio.create_task(cancelled.wait())
+    watched: set[asyncio.Future[Any]] = {task, cancelled}
     try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
         task.cancel()
         raise
-    finally:
-        waiter.cancel()
     if task.done():
         return task.result()
     task.cancel()

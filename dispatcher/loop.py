@@ -52,7 +52,8 @@ class Dispatcher:
         self.settlements = SettlementStream(redis, consumer=f"dispatcher-{self.id}")
         self.budget = CloudBudget(redis, self._persisted_budget)
         self.stopping = asyncio.Event()
-        self._running: dict[str, tuple[Claimed, asyncio.Event]] = {}
+        # Each running job, and the future a client's cancellation resolves.
+        self._running: dict[str, tuple[Claimed, asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # strong refs: the GC may drop bare tasks
         self._slot_freed = asyncio.Event()
         self._claims = 0
@@ -113,8 +114,8 @@ class Dispatcher:
 
     def on_cancel(self, job_id: str) -> None:
         running = self._running.get(job_id)
-        if running is not None:
-            running[1].set()
+        if running is not None and not running[1].done():
+            running[1].set_result(None)
 
     async def _poll(self, pool: Pool, client: UpstreamHTTP) -> None:
         listening_until = 0  # when this poller's registration as waiting runs out
@@ -176,7 +177,7 @@ class Dispatcher:
         return sum(1 for claimed, _ in self._running.values() if claimed.job.pool == pool)
 
     def _start(self, claimed: Claimed, client: UpstreamHTTP) -> None:
-        cancelled = asyncio.Event()
+        cancelled = asyncio.get_running_loop().create_future()
         self._running[claimed.job.id] = (claimed, cancelled)
         task = asyncio.create_task(
             run_job(
