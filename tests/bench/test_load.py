@@ -52,6 +52,19 @@ def server() -> Iterator[ServerThread]:
         yield running
 
 
+def request_once(target: Target, kind: str = "lean") -> None:
+    """One request with a client of its own."""
+
+    async def send() -> None:
+        client = make_client(1, kind)
+        try:
+            await client.request(target)
+        finally:
+            await client.aclose()
+
+    asyncio.run(send())
+
+
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_each_client_measures_a_streamed_answer(sim: SimulatorThread, kind: str) -> None:
     async def measure() -> list[float]:
@@ -77,30 +90,16 @@ def test_a_refused_request_fails_with_its_status_and_body(sim: SimulatorThread, 
         Target.direct(sim.url).is_content,
     )
 
-    async def send() -> None:
-        client = make_client(1, kind)
-        try:
-            await client.request(target)
-        finally:
-            await client.aclose()
-
     with pytest.raises(RequestFailed, match=r"HTTP 404.*not found"):
-        asyncio.run(send())
+        request_once(target, kind)
 
 
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_no_server_is_a_failed_request(kind: str) -> None:
     target = Target.direct("http://127.0.0.1:9")  # the discard port: nothing listens
 
-    async def send() -> None:
-        client = make_client(1, kind)
-        try:
-            await client.request(target)
-        finally:
-            await client.aclose()
-
     with pytest.raises(RequestFailed):
-        asyncio.run(send())
+        request_once(target, kind)
 
 
 def test_lines_are_read_whole_across_writes_and_the_last_without_newline(
@@ -114,15 +113,8 @@ def test_lines_are_read_whole_across_writes_and_the_last_without_newline(
 
     target = Target("lines", f"{server.url}/lines", {}, {}, is_content)
 
-    async def send() -> None:
-        client = make_client(1)
-        try:
-            await client.request(target)
-        finally:
-            await client.aclose()
-
     with pytest.raises(RequestFailed, match=f"expected {ANSWER_TOKENS} content chunks, got 3"):
-        asyncio.run(send())
+        request_once(target)
     assert [json.loads(line)["message"]["content"] for line in seen if line] == ["a", "b", "c"]
 
 

@@ -242,6 +242,15 @@ async def test_whether_the_database_answers(sessions: Sessions) -> None:
         await unreachable.close()
 
 
+@pytest.fixture
+async def on_postgres(postgres_sessions: Sessions) -> AsyncIterator[PostgresReservations]:
+    """The api's reservations on PostgreSQL, with their product settings."""
+    made = PostgresReservations(postgres_sessions.kw["bind"])
+    await made.open()
+    yield made
+    await made.close()
+
+
 async def reserve_all(
     reservations: CreditReservations, asks: list[tuple[int, str, int]]
 ) -> list[int | BaseException]:
@@ -264,18 +273,13 @@ def reserve_rows(sessions: Sessions, account_id: int) -> dict[str, int]:
 
 
 async def test_reservations_under_load_go_together_each_account_as_far_as_it_covers(
-    postgres_sessions: Sessions,
+    postgres_sessions: Sessions, on_postgres: PostgresReservations
 ) -> None:
     sessions = postgres_sessions
     three, five = new_account(sessions, 3), new_account(sessions, 5)
-    reservations = PostgresReservations(sessions.kw["bind"])
-    await reservations.open()
-    try:
-        asks = [(three if n % 2 else five, uuid.uuid4().hex, 1) for n in range(40)]
-        results = await reserve_all(reservations, asks)
-        statements = reservations._batches.statements
-    finally:
-        await reservations.close()
+    asks = [(three if n % 2 else five, uuid.uuid4().hex, 1) for n in range(40)]
+    results = await reserve_all(on_postgres, asks)
+    statements = on_postgres._batches.statements
     assert statements < len(asks) / 4  # together, not one statement each
     for account_id, credits in ((three, 3), (five, 5)):
         own = [r for (a, _, _), r in zip(asks, results, strict=True) if a == account_id]
@@ -287,17 +291,12 @@ async def test_reservations_under_load_go_together_each_account_as_far_as_it_cov
 
 
 async def test_one_accounts_requests_of_two_prices_in_a_burst(
-    postgres_sessions: Sessions,
+    postgres_sessions: Sessions, on_postgres: PostgresReservations
 ) -> None:
     sessions = postgres_sessions
     account_id = new_account(sessions, 7)
-    reservations = PostgresReservations(sessions.kw["bind"])
-    await reservations.open()
-    try:
-        asks = [(account_id, uuid.uuid4().hex, 2 if n % 3 else 1) for n in range(12)]
-        results = await reserve_all(reservations, asks)
-    finally:
-        await reservations.close()
+    asks = [(account_id, uuid.uuid4().hex, 2 if n % 3 else 1) for n in range(12)]
+    results = await reserve_all(on_postgres, asks)
     taken = {
         request_id: price
         for (_, request_id, price), result in zip(asks, results, strict=True)
@@ -315,21 +314,16 @@ async def test_one_accounts_requests_of_two_prices_in_a_burst(
 
 
 async def test_a_request_reserved_before_is_not_charged_again_with_others(
-    postgres_sessions: Sessions,
+    postgres_sessions: Sessions, on_postgres: PostgresReservations
 ) -> None:
     sessions = postgres_sessions
     account_id = new_account(sessions, 10)
-    reservations = PostgresReservations(sessions.kw["bind"])
-    await reservations.open()
-    try:
-        again = uuid.uuid4().hex
-        assert await reservations.reserve(account_id=account_id, request_id=again, price=2) == 8
-        others = [uuid.uuid4().hex for _ in range(4)]
-        asks = [(account_id, again, 2)] + [(account_id, rid, 2) for rid in others]
-        results = await reserve_all(reservations, asks)
-        statements = reservations._batches.statements
-    finally:
-        await reservations.close()
+    again = uuid.uuid4().hex
+    assert await on_postgres.reserve(account_id=account_id, request_id=again, price=2) == 8
+    others = [uuid.uuid4().hex for _ in range(4)]
+    asks = [(account_id, again, 2)] + [(account_id, rid, 2) for rid in others]
+    results = await reserve_all(on_postgres, asks)
+    statements = on_postgres._batches.statements
     assert statements == 2  # the first alone, then the five together
     assert results[1:] == [6, 4, 2, 0]
     assert isinstance(results[0], int)  # reserved already: not refused, not charged
@@ -338,33 +332,28 @@ async def test_a_request_reserved_before_is_not_charged_again_with_others(
 
 
 async def test_a_void_reservation_that_comes_in_during_a_shared_statement(
-    postgres_sessions: Sessions,
+    postgres_sessions: Sessions, on_postgres: PostgresReservations
 ) -> None:
     """The settler voids an unconfirmed request while a statement that also reserves it
     for others runs: the statement fails whole, and each request is reserved alone."""
     sessions = postgres_sessions
     account_id = new_account(sessions, 10)
     voided, others = uuid.uuid4().hex, [uuid.uuid4().hex, uuid.uuid4().hex]
-    reservations = PostgresReservations(sessions.kw["bind"])
-    await reservations.open()
-    try:
-        with sessions.kw["bind"].connect() as settler:
-            settler.execute(
-                text(
-                    "INSERT INTO credit_ledger (account_id, amount, balance_after, kind,"
-                    " request_id, reason, created_at)"
-                    " VALUES (:a, 0, 10, 'reserve', :r, 'void', now())"
-                ),
-                {"a": account_id, "r": voided},
-            )
-            asks = [(account_id, rid, 3) for rid in [voided, *others]]
-            pending = asyncio.ensure_future(reserve_all(reservations, asks))
-            await asyncio.sleep(0.3)  # the statement waits on the void row's unique key
-            assert not pending.done()
-            settler.commit()
-        results = await pending
-    finally:
-        await reservations.close()
+    with sessions.kw["bind"].connect() as settler:
+        settler.execute(
+            text(
+                "INSERT INTO credit_ledger (account_id, amount, balance_after, kind,"
+                " request_id, reason, created_at)"
+                " VALUES (:a, 0, 10, 'reserve', :r, 'void', now())"
+            ),
+            {"a": account_id, "r": voided},
+        )
+        asks = [(account_id, rid, 3) for rid in [voided, *others]]
+        pending = asyncio.ensure_future(reserve_all(on_postgres, asks))
+        await asyncio.sleep(0.3)  # the statement waits on the void row's unique key
+        assert not pending.done()
+        settler.commit()
+    results = await pending
     assert isinstance(results[0], int)  # voided: not charged
     assert sorted(r for r in results[1:] if isinstance(r, int)) == [4, 7]
     assert reserve_rows(sessions, account_id) == {voided: 0, others[0]: -3, others[1]: -3}
