@@ -3,11 +3,13 @@
 Every chat request waits for its reservation, so on PostgreSQL it skips the ORM and
 the worker thread: a small pool of async psycopg connections runs
 `ledger.reserve_statement()` on the event loop, compiled once and prepared on each
-connection. On SQLite, `ledger.reserve` runs in a worker thread. Both raise
-`ledger.InsufficientCredits`, `ReservationsUnavailable` when the database cannot be
-reached (nothing was reserved), and `ReservationUnconfirmed` when a reservation was sent
-but its answer did not come, within `ANSWER_TIMEOUT_S` or at all: it may have been made.
-Such a request is settled with `reservation_unconfirmed` (`ledger.settle` sorts it out).
+connection; under load, the requests that come while two statements run go together
+in one (`ledger.RESERVE_MANY_SQL`, see `_Batches`). On SQLite, `ledger.reserve` runs in
+a worker thread. Both raise `ledger.InsufficientCredits`, `ReservationsUnavailable` when
+the database cannot be reached (nothing was reserved), and `ReservationUnconfirmed` when
+a reservation was sent but its answer did not come, within `ANSWER_TIMEOUT_S` or at all:
+it may have been made. Such a request is settled with `reservation_unconfirmed`
+(`ledger.settle` sorts it out).
 """
 
 from __future__ import annotations
@@ -112,9 +114,10 @@ class _Batches:
     they do waits for the next, with every other one that came meanwhile. So a lone
     request is sent at once (by the single-request statement), and under load one
     statement carries many: one round trip, one wake-up of a PostgreSQL backend and one
-    lock of each account's row for all of them, where each cost more than its
-    statement's own work (measured at 32 concurrent streams: the reservations took a
-    quarter of the api's CPU and most of PostgreSQL's, one statement each).
+    lock of each account's row for all of them. Each of those cost more than the
+    statement's own work: at 32 concurrent streams, one statement a request, the api
+    spent 0.45 ms of CPU per request on reservations (60 to 110 µs in isolation), as
+    the backends it woke preempted it on the machine's 2 cores; together, 0.18 ms less.
 
     A statement takes at most one price per account (so each account's requests are
     taken exactly as far as its balance covers, as they would be one by one); a
@@ -151,10 +154,14 @@ class _Batches:
         while self._waiting:
             asks = self._next_statement()
             self.statements += 1
-            if len(asks) == 1:
-                await _answer(asks[0], self._alone(asks[0]))
-            else:
-                await self._together(asks)
+            try:
+                if len(asks) == 1:
+                    await _answer(asks[0], self._alone(asks[0]))
+                else:
+                    await self._together(asks)
+            except Exception as error:  # not the database's answer: none is left waiting
+                for ask in asks:
+                    ask.fail(error)
 
     def _next_statement(self) -> list[_Ask]:
         """The waiting asks the next statement takes, in order; the rest keep waiting."""

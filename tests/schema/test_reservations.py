@@ -22,6 +22,8 @@ from schema.reservations import (
     ReservationsUnavailable,
     ReservationUnconfirmed,
     ThreadedReservations,
+    _Ask,
+    _Batches,
     reservations_for,
 )
 from tests.databases import Sessions
@@ -358,3 +360,46 @@ async def test_a_void_reservation_that_comes_in_during_a_shared_statement(
     assert sorted(r for r in results[1:] if isinstance(r, int)) == [4, 7]
     assert reserve_rows(sessions, account_id) == {voided: 0, others[0]: -3, others[1]: -3}
     assert balance(sessions, account_id) == 4 == ledger_sum(sessions, account_id)
+
+
+async def test_how_reservations_are_grouped_into_statements() -> None:
+    """Alone when nothing runs; those that come meanwhile together, one price per account
+    and each request once a statement; a failure of a statement fails its requests."""
+    statements: list[list[tuple[int, str, int]]] = []
+    gate = asyncio.Event()
+
+    async def alone(ask: _Ask) -> int:
+        statements.append([(ask.account_id, ask.request_id, ask.price)])
+        await gate.wait()
+        return 100
+
+    async def together(asks: list[_Ask]) -> None:
+        statements.append([(ask.account_id, ask.request_id, ask.price) for ask in asks])
+        if any(ask.request_id == "boom" for ask in asks):
+            raise RuntimeError("not the database's answer")
+        for ask in asks:
+            ask.succeed(50)
+
+    batches = _Batches(alone, together, at_once=1)
+    first = batches.ask(1, "a", 1)
+    await asyncio.sleep(0)  # the first goes alone and waits on the gate
+    later = [batches.ask(1, "b", 1), batches.ask(1, "c", 2), batches.ask(2, "d", 2)]
+    later += [batches.ask(1, "b", 1), batches.ask(1, "e", 1), batches.ask(3, "boom", 1)]
+    gate.set()
+    async with asyncio.timeout(5):  # none is left waiting
+        answers = await asyncio.gather(first, *later, return_exceptions=True)
+    assert statements == [
+        [(1, "a", 1)],
+        [(1, "b", 1), (2, "d", 2), (1, "e", 1), (3, "boom", 1)],  # c: another price; b again
+        [(1, "c", 2)],  # the second b: account 1 has price 2 in this one
+        [(1, "b", 1)],
+    ]
+    assert answers[0] == 100
+    assert [type(a).__name__ for a in answers[1:]] == [
+        "RuntimeError",  # b, in the statement that failed
+        "int",
+        "RuntimeError",
+        "int",  # the second b, alone
+        "RuntimeError",
+        "RuntimeError",
+    ]
