@@ -146,12 +146,12 @@ RESERVE_MANY_SQL = """
 WITH asked AS (
     SELECT * FROM unnest(%(accounts)s::int[], %(requests)s::text[], %(prices)s::int[])
         WITH ORDINALITY AS asked(account_id, request_id, price, ordinal)
+), known AS (  -- by the unique (request_id, kind) index, whatever the ledger's size
+    SELECT request_id FROM credit_ledger
+    WHERE request_id IS NOT NULL  -- the index's own condition: it must be said to use it
+      AND request_id = ANY(%(requests)s::varchar[]) AND kind = 'reserve'
 ), fresh AS (
-    SELECT asked.* FROM asked
-    WHERE NOT EXISTS (
-        SELECT 1 FROM credit_ledger entry
-        WHERE entry.request_id = asked.request_id AND entry.kind = 'reserve'
-    )
+    SELECT asked.* FROM asked WHERE asked.request_id NOT IN (SELECT request_id FROM known)
 ), locked AS (
     SELECT id, credit_balance FROM accounts
     WHERE id IN (SELECT account_id FROM fresh)
