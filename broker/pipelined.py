@@ -35,6 +35,9 @@ from redis.exceptions import (
 )
 
 PIPELINED = frozenset({"EVALSHA"})
+# Sent on a connection of their own while they block (kept for the next one): the
+# dispatcher's wait for a handed-over job is on the way to every first token.
+BLOCKING_POPS = frozenset({"BLPOP"})
 REPLY_TIMEOUT_S = 10.0
 
 
@@ -178,6 +181,7 @@ class ScriptPipeRedis(Redis):
         self._pipe: RespPipe | None = None
         self._piped = True
         self._opening = asyncio.Lock()
+        self._idle_blocking: list[RespPipe] = []  # connections for blocking pops, free
 
     async def _open_pipe(self) -> RespPipe | None:
         async with self._opening:
@@ -189,6 +193,8 @@ class ScriptPipeRedis(Redis):
             return self._pipe
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] in BLOCKING_POPS and self._piped and self._bounded(args):
+            return await self._blocking_pop(args, options)
         if args[0] not in PIPELINED or not self._piped:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         for attempt in (1, 2):
@@ -207,7 +213,44 @@ class ScriptPipeRedis(Redis):
                     raise
         raise AssertionError("unreachable")
 
+    def _bounded(self, args: tuple[Any, ...]) -> bool:
+        """A pop that gives up (its last argument, in seconds) before the pipe's watchdog."""
+        try:
+            return 0 < float(args[-1]) < self._reply_timeout_s
+        except (TypeError, ValueError):
+            return False
+
+    async def _blocking_pop(self, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
+        """A blocking pop on a connection no other command waits behind, kept for the
+        next pop when it answers; as redis-py's, a connection that broke is tried anew
+        once, and the reply is `(key, value)` or None."""
+        for attempt in (1, 2):
+            pipe = None
+            while self._idle_blocking and pipe is None:
+                pipe = self._idle_blocking.pop()
+                pipe = None if pipe.closed else pipe
+            if pipe is None:
+                pipe = await open_pipe(self._scripts_pool, reply_timeout_s=self._reply_timeout_s)
+                if pipe is None:
+                    return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            try:
+                reply = _raise_error_reply(await pipe.send(args))
+            except ConnectionError:
+                pipe.close()
+                if attempt == 2:
+                    raise
+                continue
+            except BaseException:
+                pipe.close()  # a caller that left: its reply may still come, on this connection
+                raise
+            self._idle_blocking.append(pipe)
+            return tuple(reply) if reply else None
+        raise AssertionError("unreachable")
+
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         if self._pipe is not None:
             self._pipe.close()
+        for pipe in self._idle_blocking:
+            pipe.close()
+        self._idle_blocking.clear()
         await super().aclose(close_connection_pool)

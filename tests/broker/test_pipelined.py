@@ -108,6 +108,54 @@ async def test_scripts_work_again_after_redis_restarts(module_redis: RedisServer
         await redis.aclose()
 
 
+async def test_a_blocking_pop_waits_on_its_own_connection_kept_for_the_next(
+    redis: Redis,
+) -> None:
+    echo = redis.register_script(ECHO)
+    await echo(args=["warm"])
+    waiting = asyncio.ensure_future(redis.blpop(["work"], timeout=2))
+    await asyncio.sleep(0.05)
+    # The scripts' pipe is not held up by the pop that waits.
+    assert await echo(args=["meanwhile"]) == [b"meanwhile"]
+    assert not waiting.done()
+    await redis.rpush("work", b"job 1")
+    assert await waiting == (b"work", b"job 1")
+    connections = await connections_received(redis)
+    await redis.rpush("work", b"job 2")
+    assert await redis.blpop(["work"], timeout=1) == (b"work", b"job 2")
+    assert await redis.blpop(["work"], timeout=0.05) is None  # nothing: timed out
+    assert await connections_received(redis) == connections  # the same connection again
+    assert isinstance(redis, ScriptPipeRedis) and len(redis._idle_blocking) == 1  # not the pool's
+
+
+async def test_a_pop_whose_caller_left_takes_nothing_from_the_next(redis: Redis) -> None:
+    await redis.blpop(["work"], timeout=0.01)  # a connection for pops is open
+    clients = await clients_of(redis)
+    leaving = asyncio.ensure_future(redis.blpop(["work"], timeout=8))
+    await asyncio.sleep(0.05)
+    leaving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    for _ in range(100):  # until Redis lets go of the closed connection (and its pop)
+        if await clients_of(redis) < clients:
+            break
+        await asyncio.sleep(0.02)
+    assert await clients_of(redis) < clients  # its connection was closed, not kept
+    await redis.rpush("work", b"for the next")
+    assert await redis.blpop(["work"], timeout=1) == (b"work", b"for the next")
+
+
+async def test_pops_work_again_after_redis_restarts(module_redis: RedisServer) -> None:
+    redis = make_redis(module_redis.url)
+    try:
+        assert await redis.blpop(["work"], timeout=0.01) is None
+        module_redis.restart()
+        await redis.rpush("work", b"after")
+        assert await redis.blpop(["work"], timeout=1) == (b"work", b"after")
+    finally:
+        await redis.aclose()
+
+
 async def test_the_pipe_logs_in_and_selects_the_urls_database(
     redis: Redis, module_redis: RedisServer
 ) -> None:
