@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import Any, cast
 
 import hiredis
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import (
     AuthenticationError,
@@ -44,7 +45,13 @@ REPLY_TIMEOUT_S = 10.0
 class RespPipe(asyncio.Protocol):
     """One Redis connection: commands written as they come, replies matched in order."""
 
-    def __init__(self, *, decode: bool, reply_timeout_s: float = REPLY_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        *,
+        decode: bool,
+        reply_timeout_s: float = REPLY_TIMEOUT_S,
+        on_push: Callable[[Any], None] | None = None,
+    ) -> None:
         self._reader = (
             hiredis.Reader(replyError=ResponseError, encoding="utf-8")
             if decode
@@ -55,6 +62,9 @@ class RespPipe(asyncio.Protocol):
         self._transport: asyncio.WriteTransport | None = None
         self._reply_timeout_s = reply_timeout_s
         self._watchdog: asyncio.TimerHandle | None = None
+        # A subscribed connection's messages, which no command waits for.
+        self._on_push = on_push
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -65,6 +75,9 @@ class RespPipe(asyncio.Protocol):
         self._reader.feed(data)
         try:
             while (reply := self._reader.gets()) is not False:
+                if not self._waiting and self._on_push is not None:
+                    self._on_push(reply)
+                    continue
                 waiter, _sent_at = self._waiting.popleft()
                 if not waiter.done():  # its caller may have gone: the reply is dropped
                     waiter.set_result(reply)
@@ -77,6 +90,8 @@ class RespPipe(asyncio.Protocol):
 
     def close(self, error: RedisError | None = None) -> None:
         self.closed = True
+        if not self.lost.done():
+            self.lost.set_result(None)
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -129,16 +144,22 @@ def _raise_error_reply(reply: Any) -> Any:
 
 
 async def open_pipe(
-    pool: BlockingConnectionPool, *, reply_timeout_s: float = REPLY_TIMEOUT_S
+    pool: ConnectionPool,
+    *,
+    reply_timeout_s: float = REPLY_TIMEOUT_S,
+    on_push: Callable[[Any], None] | None = None,
 ) -> RespPipe | None:
     """A pipe to the pool's server, logged in and on its database; None for a kind of
-    connection it does not make (TLS), which stays with redis-py."""
+    connection it does not make (TLS), which stays with redis-py. `on_push` gets the
+    replies no command waits for (the messages of a subscribed connection)."""
     settings = pool.connection_kwargs
     loop = asyncio.get_running_loop()
 
     def make() -> RespPipe:
         return RespPipe(
-            decode=bool(settings.get("decode_responses")), reply_timeout_s=reply_timeout_s
+            decode=bool(settings.get("decode_responses")),
+            reply_timeout_s=reply_timeout_s,
+            on_push=on_push,
         )
 
     try:

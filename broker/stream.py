@@ -16,12 +16,14 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from broker import keys
+from broker.pipelined import open_pipe
 from schema.messages import Delta, Done, Failed, Started, decode_events
 
 log = logging.getLogger(__name__)
@@ -73,16 +75,13 @@ class EventHub:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self.channel = keys.replies(uuid.uuid4().hex)
-        self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._listeners: dict[bytes, JobEvents] = {}
         self._subscribed: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
-        self._pubsub = self.redis.pubsub()
         self._subscribed = asyncio.get_running_loop().create_future()
-        await self._pubsub.subscribe(self.channel)
-        self._reader = asyncio.create_task(self._read(), name="event-hub-reader")
+        self._reader = asyncio.create_task(self._listen(), name="event-hub-reader")
         await asyncio.wait_for(asyncio.shield(self._subscribed), timeout=5)
 
     async def stop(self) -> None:
@@ -90,8 +89,6 @@ class EventHub:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        if self._pubsub:
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     @contextlib.contextmanager
     def listen(self, job_id: str) -> Iterator[JobEvents]:
@@ -107,32 +104,71 @@ class EventHub:
         finally:
             self._listeners.pop(key, None)
 
-    async def _read(self) -> None:
-        assert self._pubsub is not None
+    async def _listen(self) -> None:
+        """Subscribed on a connection of its own whose messages go straight to their
+        listeners as they are read (no reader task between them and the relay); after
+        the connection is lost (Redis restarted), subscribed anew. Messages published
+        meanwhile are lost, as pub/sub's are: the jobs' ends reach their settlements
+        through the stream, and a relay that hears nothing expires by its own clock.
+        A TLS connection, which the pipe does not make, is read through redis-py."""
+        pool = self.redis.connection_pool
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("event hub lost its Redis connection; retrying")
+                pipe = await open_pipe(pool, on_push=self._message)
+            except RedisError:
+                log.warning("event hub cannot reach Redis; retrying")
                 await asyncio.sleep(0.5)
                 continue
-            if message is not None:
-                self._dispatch(message)
-
-    def _dispatch(self, message: dict[str, object]) -> None:
-        if message["type"] == "subscribe":
-            if self._subscribed is not None and not self._subscribed.done():
-                self._subscribed.set_result(None)
-        elif message["type"] == "message":
-            data = message.get("data")
-            if not isinstance(data, bytes):
+            if pipe is None:
+                await self._read_through_redis_py()
                 return
-            job_id, _, batch = data.partition(b" ")
-            listener = self._listeners.get(job_id)
-            if listener is not None:
-                listener._feed(batch)
+            try:
+                await pipe.send(("SUBSCRIBE", self.channel))
+                self._confirm_subscribed()
+                await pipe.lost
+                log.warning("event hub lost its Redis connection; subscribing again")
+            except RedisError:
+                log.warning("event hub could not subscribe; retrying")
+            finally:
+                pipe.close()
+            await asyncio.sleep(0.5)
+
+    def _message(self, reply: Any) -> None:
+        kind, data = reply[0], reply[-1]
+        if kind in (b"message", "message") and isinstance(data, bytes):
+            self._deliver(data)
+
+    def _deliver(self, data: bytes) -> None:
+        job_id, _, batch = data.partition(b" ")
+        listener = self._listeners.get(job_id)
+        if listener is not None:
+            listener._feed(batch)
+
+    def _confirm_subscribed(self) -> None:
+        if self._subscribed is not None and not self._subscribed.done():
+            self._subscribed.set_result(None)
+
+    async def _read_through_redis_py(self) -> None:
+        pubsub: PubSub = self.redis.pubsub()
+        try:
+            await pubsub.subscribe(self.channel)
+            while True:
+                try:
+                    message = await pubsub.get_message(timeout=1.0)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("event hub lost its Redis connection; retrying")
+                    await asyncio.sleep(0.5)
+                    continue
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    self._confirm_subscribed()
+                elif message["type"] == "message" and isinstance(message.get("data"), bytes):
+                    self._deliver(message["data"])
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 async def listen_for_cancels(

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import Connection
 
 from broker import keys
 from broker.budget import CloudBudget
@@ -608,6 +609,50 @@ async def test_events_of_other_jobs_are_not_delivered(redis: Redis) -> None:
             assert await mine.next(wait_s=0.2) is None
     finally:
         await hub.stop()
+
+
+async def test_the_hub_subscribes_again_after_redis_restarts(module_redis: RedisServer) -> None:
+    redis = make_redis(module_redis.url)
+    hub = EventHub(redis)
+    await hub.start()
+    try:
+        module_redis.restart()
+        with hub.listen("after") as events:
+            batch = frame_events("after", encode_events([Delta(content="back")]))
+            received = None
+            for _ in range(50):  # published until the hub is subscribed again
+                await redis.publish(hub.channel, batch)
+                received = await events.next(wait_s=0.1)
+                if received is not None:
+                    break
+            assert received == Delta(content="back")
+    finally:
+        await hub.stop()
+        await redis.aclose()
+
+
+class _OtherConnection(Connection):
+    """A connection class the scripts' pipe does not make (as a TLS one)."""
+
+
+async def test_the_hub_reads_through_redis_py_where_the_pipe_is_not_made(
+    module_redis: RedisServer,
+) -> None:
+    pool = BlockingConnectionPool.from_url(module_redis.url, connection_class=_OtherConnection)
+    redis = Redis(connection_pool=pool)
+    hub = EventHub(redis)
+    await hub.start()
+    try:
+        with hub.listen("tls") as events:
+            await redis.publish(
+                hub.channel, frame_events("tls", encode_events([Delta(content="y")]))
+            )
+            assert await events.next(wait_s=3) == Delta(content="y")
+        assert await redis.pubsub_numsub(hub.channel) == [(hub.channel.encode(), 1)]
+    finally:
+        await hub.stop()
+        await redis.aclose()
+        await pool.aclose()
 
 
 def test_event_batches_round_trip() -> None:
