@@ -6,8 +6,11 @@ the round trip itself. The request path is all scripts (admission, release, clai
 publish, finish), so `ScriptPipeRedis` sends EVALSHA down one connection that every
 task shares instead. Each command is written as it comes; Redis answers a connection's
 commands in order, so replies go back to their callers first in, first out, parsed
-by hiredis. Every other command, and a connection redis-py would make over TLS, goes
-through redis-py as before.
+by hiredis. Blocking pops (the dispatcher's wait for a handed-over job, the settler's
+refund bell) get pipes of their own, kept for the next pop, and the api's event hub
+subscribes on one whose messages (`on_push`) go straight to their listeners. Every
+other command, and a connection redis-py would make over TLS, goes through redis-py as
+before.
 
 A script never blocks in Redis, so a command left without a reply for
 `REPLY_TIMEOUT_S` means Redis is stalled or the connection died silently (a peer that
