@@ -115,20 +115,22 @@ class EventHub:
         while True:
             try:
                 pipe = await open_pipe(pool, on_push=self._message)
-            except RedisError:
-                log.warning("event hub cannot reach Redis; retrying")
+            except Exception as error:  # nothing may end the hub but its stop
+                log.warning("event hub cannot reach Redis (%s); retrying", error)
                 await asyncio.sleep(0.5)
                 continue
             if pipe is None:
                 await self._read_through_redis_py()
                 return
             try:
-                await pipe.send(("SUBSCRIBE", self.channel))
+                confirmed = await pipe.send(("SUBSCRIBE", self.channel))
+                if not isinstance(confirmed, list):  # an error reply (an ACL refusing it)
+                    raise RedisError(f"SUBSCRIBE {self.channel} refused: {confirmed}")
                 self._confirm_subscribed()
                 await pipe.lost
                 log.warning("event hub lost its Redis connection; subscribing again")
-            except RedisError:
-                log.warning("event hub could not subscribe; retrying")
+            except Exception:
+                log.exception("event hub could not subscribe; retrying")
             finally:
                 pipe.close()
             await asyncio.sleep(0.5)
