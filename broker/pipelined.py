@@ -67,8 +67,8 @@ class RespPipe(asyncio.Protocol):
         self._watchdog: asyncio.TimerHandle | None = None
         # A subscribed connection's messages, which no command waits for.
         self._on_push = on_push
+        # Resolved when the pipe closes, whoever closed it.
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses: cast, do not check.
@@ -91,8 +91,11 @@ class RespPipe(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.close(ConnectionError(f"Connection to Redis lost: {exc or 'closed by the server'}"))
 
+    @property
+    def closed(self) -> bool:
+        return self.lost.done()
+
     def close(self, error: RedisError | None = None) -> None:
-        self.closed = True
         if not self.lost.done():
             self.lost.set_result(None)
         if self._watchdog is not None:
@@ -249,10 +252,7 @@ class ScriptPipeRedis(Redis):
         next pop when it answers; as redis-py's, a connection that broke is tried anew
         once, and the reply is `(key, value)` or None."""
         for attempt in (1, 2):
-            pipe = None
-            while self._idle_blocking and pipe is None:
-                pipe = self._idle_blocking.pop()
-                pipe = None if pipe.closed else pipe
+            pipe = self._idle_blocking_pipe()
             if pipe is None:
                 pipe = await open_pipe(self._scripts_pool, reply_timeout_s=self._reply_timeout_s)
                 if pipe is None:
@@ -270,6 +270,14 @@ class ScriptPipeRedis(Redis):
             self._idle_blocking.append(pipe)
             return tuple(reply) if reply else None
         raise AssertionError("unreachable")
+
+    def _idle_blocking_pipe(self) -> RespPipe | None:
+        """A kept pipe for blocking pops that is still open (Redis may have closed some)."""
+        while self._idle_blocking:
+            pipe = self._idle_blocking.pop()
+            if not pipe.closed:
+                return pipe
+        return None
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         if self._pipe is not None:

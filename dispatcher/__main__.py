@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 
 import uvloop
@@ -29,9 +28,12 @@ async def serve(settings: DispatcherSettings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """Run until SIGTERM or SIGINT; the process entry (`resayil dispatcher`) has set up
+    logging and the heap first."""
     uvloop.run(serve(load_settings()))
 
 
 if __name__ == "__main__":
-    main()
+    from resayil.processes import dispatcher as dispatcher_process
+
+    dispatcher_process()

@@ -274,10 +274,7 @@ class PostgresReservations(_BoundedReservations):
             for ask in asks:
                 await _answer(ask, self._reserve_alone(ask))
             return
-        except Exception as error:
-            for ask in asks:
-                ask.fail(error)
-            return
+        # Any other failure reaches `_Batches._send`, which fails these asks with it.
         for ask, (request_id, reserved, already, left) in zip(asks, rows, strict=True):
             assert request_id == ask.request_id
             if reserved or already:
